@@ -1,0 +1,97 @@
+"""One injectable clock for the whole application.
+
+The calendar, the case services, SpiffWorkflow's timer module and the timer
+service all ask this clock for "now", so tests can travel in time without
+sleeping and a replay can run with the recorded instants as its clock.
+Instants are always timezone-aware UTC datetimes.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+from datetime import datetime, timedelta, timezone
+
+
+class Clock:
+    """The real clock."""
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+class ManualClock(Clock):
+    """A clock that only moves when told to (tests, benchmarks, replay)."""
+
+    def __init__(self, start: datetime | None = None):
+        start = start or datetime.now(timezone.utc)
+        if start.tzinfo is None:
+            raise ValueError("ManualClock needs an aware datetime")
+        self._now = start.astimezone(timezone.utc)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def set(self, instant: datetime) -> None:
+        if instant.tzinfo is None:
+            raise ValueError("ManualClock needs an aware datetime")
+        with self._lock:
+            self._now = instant.astimezone(timezone.utc)
+
+    def advance(self, delta: timedelta | None = None, **kwargs) -> datetime:
+        delta = delta if delta is not None else timedelta(**kwargs)
+        with self._lock:
+            self._now = self._now + delta
+            return self._now
+
+
+_current: Clock = Clock()
+
+
+def get_clock() -> Clock:
+    return _current
+
+
+def now() -> datetime:
+    return _current.now()
+
+
+def set_clock(clock: Clock) -> Clock:
+    """Install `clock` process-wide (SpiffWorkflow's timer module included); returns the previous one."""
+    global _current
+    previous, _current = _current, clock
+    _patch_spiff_timer_module()
+    return previous
+
+
+@contextlib.contextmanager
+def using_clock(clock: Clock):
+    previous = set_clock(clock)
+    try:
+        yield clock
+    finally:
+        set_clock(previous)
+
+
+class _ClockedDatetime(datetime):
+    """Stands in for `datetime` inside SpiffWorkflow's timer module: its now() reads our clock."""
+
+    @classmethod
+    def now(cls, tz=None):
+        instant = _current.now()
+        return instant.astimezone(tz) if tz is not None else instant.astimezone().replace(tzinfo=None)
+
+
+_patched = False
+
+
+def _patch_spiff_timer_module() -> None:
+    # SpiffWorkflow calls datetime.now(timezone.utc) directly, with no clock injection.
+    global _patched
+    if _patched:
+        return
+    from SpiffWorkflow.bpmn.specs.event_definitions import timer
+
+    timer.datetime = _ClockedDatetime
+    _patched = True
