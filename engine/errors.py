@@ -1,0 +1,102 @@
+"""The one root of domain errors.
+
+Every error a user of the engine can cause or meet derives from `CaseError`;
+the API maps each class to one HTTP status in a single handler, and the CLI
+prints its message. SpiffWorkflow's own exceptions are wrapped at the engine
+boundary so the BPMN element id and the library's notes survive.
+"""
+from __future__ import annotations
+
+
+class CaseError(Exception):
+    """Base of all domain errors: a stable `code`, a message, optional field errors."""
+
+    code = "case_error"
+    status = 400
+
+    def __init__(self, message: str, *, errors: dict | None = None, element: str | None = None, **details):
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or {}
+        self.element = element
+        self.details = details
+
+    def to_dict(self) -> dict:
+        body = {"code": self.code, "message": self.message, "errors": self.errors}
+        if self.element:
+            body["element"] = self.element
+        body.update({k: v for k, v in self.details.items() if v is not None})
+        return body
+
+
+class NotFound(CaseError):
+    code = "not_found"
+    status = 404
+
+
+class CaseNotFound(NotFound):
+    code = "case_not_found"
+
+
+class TaskNotFound(NotFound):
+    code = "task_not_found"
+
+
+class DefinitionNotFound(NotFound):
+    code = "definition_not_found"
+
+
+class Conflict(CaseError):
+    code = "conflict"
+    status = 409
+
+
+class TaskNotReady(Conflict):
+    code = "task_not_ready"
+
+
+class TaskClaimed(Conflict):
+    code = "task_claimed"
+
+
+class StaleVersion(Conflict):
+    code = "stale_version"
+
+
+class InvalidInput(CaseError):
+    code = "invalid_input"
+    status = 422
+
+
+class InvalidForm(InvalidInput):
+    code = "invalid_form"
+
+
+class Forbidden(CaseError):
+    code = "forbidden"
+    status = 403
+
+
+class DefinitionInvalid(CaseError):
+    """A BPMN/DMN file was refused. `problems` lists dicts: file, element, line, reason."""
+
+    code = "definition_invalid"
+    status = 422
+
+    def __init__(self, message: str, problems: list[dict]):
+        super().__init__(message, problems=problems)
+        self.problems = problems
+
+
+class HandlerFailed(CaseError):
+    """A service-task handler raised; the case was rolled back unchanged."""
+
+    code = "handler_failed"
+    status = 502
+
+
+class EngineError(CaseError):
+    """SpiffWorkflow raised while running a case (a broken expression, an engine bug)."""
+
+    code = "engine_error"
+    status = 500

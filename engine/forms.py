@@ -1,0 +1,122 @@
+"""Form fields declared in the BPMN, and validation of submitted data.
+
+A user task declares each field as a `spiffworkflow:property` named
+`field.<name>` whose value is `<type>[ required][ required_if:<other>=<value>]`,
+type being `string`, `text`, `int`, `bool` or `enum:a|b|c`. Completion checks
+the submitted data against the declaration and names every bad field; fields
+the task does not declare are refused, so a form can never overwrite case
+data such as the routed unit or the rework counters.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.errors import InvalidForm
+
+FIELD_PREFIX = "field."
+TYPES = ("string", "text", "int", "bool", "enum")
+MAX_LEN = {"string": 200, "text": 5000}
+
+
+@dataclass(frozen=True)
+class FormField:
+    name: str
+    type: str
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    required_if: tuple[str, str] | None = None
+
+    def describe(self) -> dict:
+        out = {"name": self.name, "type": self.type, "required": self.required}
+        if self.choices:
+            out["choices"] = list(self.choices)
+        if self.required_if:
+            out["required_if"] = {"field": self.required_if[0], "value": self.required_if[1]}
+        return out
+
+
+def parse_field(name: str, spec: str) -> FormField:
+    """Parse one declaration; raises ValueError with the reason."""
+    if not name.isidentifier() or name.startswith("_"):
+        raise ValueError(f"field name {name!r} must be an identifier not starting with '_'")
+    tokens = spec.split()
+    if not tokens:
+        raise ValueError(f"field {name!r} has no type")
+    kind, _, choices = tokens[0].partition(":")
+    if kind not in TYPES:
+        raise ValueError(f"field {name!r}: unknown type {kind!r} (use one of {', '.join(TYPES)})")
+    parsed_choices: tuple[str, ...] = ()
+    if kind == "enum":
+        parsed_choices = tuple(c for c in choices.split("|") if c)
+        if not parsed_choices:
+            raise ValueError(f"field {name!r}: enum needs choices, e.g. enum:a|b")
+    required, required_if = False, None
+    for token in tokens[1:]:
+        if token == "required":
+            required = True
+        elif token.startswith("required_if:") and "=" in token:
+            other, _, value = token[len("required_if:"):].partition("=")
+            required_if = (other, value)
+        else:
+            raise ValueError(f"field {name!r}: unknown option {token!r}")
+    return FormField(name, kind, required, parsed_choices, required_if)
+
+
+def parse_form(properties: dict) -> list[FormField]:
+    return [parse_field(k[len(FIELD_PREFIX):], v) for k, v in properties.items() if k.startswith(FIELD_PREFIX)]
+
+
+def _check_value(field: FormField, value):
+    if field.type in ("string", "text", "enum"):
+        if not isinstance(value, str):
+            return None, "must be a string"
+        value = value.strip()
+        if field.type == "enum" and value not in field.choices:
+            return None, f"must be one of: {', '.join(field.choices)}"
+        if field.type in MAX_LEN and len(value) > MAX_LEN[field.type]:
+            return None, f"must be at most {MAX_LEN[field.type]} characters"
+        return value, None
+    if field.type == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return None, "must be an integer"
+        return value, None
+    if field.type == "bool":
+        if not isinstance(value, bool):
+            return None, "must be true or false"
+        return value, None
+    return None, "has an unknown type"
+
+
+def validate(fields: list[FormField], data) -> dict:
+    """The cleaned data, or InvalidForm naming every bad field."""
+    if not isinstance(data, dict):
+        raise InvalidForm("form data must be a JSON object", errors={"data": ["must be an object"]})
+    errors: dict[str, list[str]] = {}
+    declared = {f.name: f for f in fields}
+    for key in data:
+        if key not in declared:
+            errors.setdefault(str(key), []).append("is not a field of this task")
+    cleaned = {}
+    for field in fields:
+        present = field.name in data and data[field.name] not in (None, "")
+        if present:
+            value, problem = _check_value(field, data[field.name])
+            if problem:
+                errors.setdefault(field.name, []).append(problem)
+                continue
+            if value == "" and field.type != "bool":
+                present = False
+            else:
+                cleaned[field.name] = value
+        if not present:
+            needed = field.required
+            if field.required_if:
+                other, expected = field.required_if
+                needed = needed or data.get(other) == expected
+            if needed:
+                errors.setdefault(field.name, []).append("is required")
+            else:
+                cleaned[field.name] = None
+    if errors:
+        raise InvalidForm("the form has invalid fields", errors=errors)
+    return cleaned

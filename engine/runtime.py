@@ -1,0 +1,44 @@
+"""The engine's collaborators, wired once by the app factory (or a test, or a benchmark).
+
+Nothing here is built at import time: `build_runtime` takes the database
+engine, the processes directory and the handler registry and returns a
+`Runtime` that every service function receives as its first argument.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import Engine
+
+from engine.calendar import WorkingCalendar, load_calendar, sandbox_functions
+from engine.db import Database
+from engine.definitions import Definitions
+from engine.tables import Tables, load_tables
+
+EXPRESSION_FUNCTIONS = ("add_working_days", "add_working_hours", "warn_before")
+
+
+@dataclass
+class Runtime:
+    db: Database
+    definitions: Definitions
+    tables: Tables
+    handlers: dict
+    calendar: WorkingCalendar
+    functions: dict
+    processes_dir: Path
+    tz: ZoneInfo
+
+
+def build_runtime(engine: Engine, processes_dir: Path, handlers: dict, tz: str = "Asia/Shanghai") -> Runtime:
+    processes_dir = Path(processes_dir)
+    tables = load_tables(processes_dir)
+    calendar = load_calendar(processes_dir, tz)
+    functions = sandbox_functions(calendar)
+    definitions = Definitions(tables, handlers.keys(), functions.keys())
+    return Runtime(
+        db=Database(engine), definitions=definitions, tables=tables, handlers=dict(handlers),
+        calendar=calendar, functions=functions, processes_dir=processes_dir, tz=ZoneInfo(tz),
+    )

@@ -1,0 +1,19 @@
+"""The code behind BPMN service tasks, registered by operation name.
+
+A service task names its operation in `spiffworkflow:serviceTaskOperator id=...`;
+the sandboxed script engine's `call_service` looks the name up here. A BPMN
+file naming an operation not in `HANDLERS` is refused when it is loaded.
+Adding a handler touches one module and one line of this registry.
+
+A handler is `handler(ctx, params, data) -> dict`: `ctx` is the engine's
+`HandlerContext` (the case record, the data tables, the clock, the outbox),
+`params` the evaluated operator parameters, `data` the task data, which the
+handler may extend. The returned dict (plain JSON data) is stored under the
+task's result variable and recorded in the case's event log.
+"""
+from handlers import replies, routing
+
+HANDLERS = {
+    "route_case": routing.route_case,
+    "unified_reply": replies.unified_reply,
+}

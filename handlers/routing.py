@@ -1,0 +1,28 @@
+"""`route_case`: flat dispatch of a case, by category, straight to the responsible unit.
+
+The rule lives in `processes/routing.toml`; this handler only applies it.
+"""
+from __future__ import annotations
+
+
+class RoutingError(ValueError):
+    pass
+
+
+def route_case(ctx, params: dict, data: dict) -> dict:
+    category = params.get("category") or data.get("category")
+    try:
+        route = ctx.tables.route(category)
+    except KeyError:
+        raise RoutingError(f"no route for category {category!r} in routing.toml") from None
+    unit = route.unit
+    if unit == "@street":
+        unit = ctx.tables.street_of(data.get("community") or ctx.case.community_code)
+        if unit is None:
+            raise RoutingError(f"community {data.get('community')!r} has no street office")
+    data["routed_unit"] = unit
+    data["time_limit_class"] = route.time_limit_class
+    ctx.case.routed_unit = unit
+    ctx.case.time_limit_class = route.time_limit_class
+    ctx.notify("unit", unit, f"【矛盾联调】案件{ctx.case.case_no}（{route.name}）已派送贵单位，请及时签收办理。")
+    return {"unit": unit, "category": category, "time_limit_class": route.time_limit_class}

@@ -1,0 +1,60 @@
+"""A small actions helper: drive cases through the standard procedure in tests."""
+from __future__ import annotations
+
+from engine import cases
+
+COMMUNITY = "XL-XLJD-YJP"
+
+
+def intake(**overrides) -> dict:
+    data = {
+        "title": "楼上漏水纠纷",
+        "description": "居民反映楼上住户装修导致漏水，协商未果。",
+        "category": "urban_management",
+        "channel": "walk_in",
+        "reporter": {"name": "张三", "phone": "13812345678", "id_no": "420502198001011234"},
+        "location": {"address": "西陵区云集路12号", "grid": "YJP-03"},
+        "community": COMMUNITY,
+    }
+    data.update(overrides)
+    return data
+
+
+class Driver:
+    """Completes the open task of one case, step by step, as named."""
+
+    def __init__(self, rt, case: dict):
+        self.rt = rt
+        self.case = case
+
+    @classmethod
+    def start(cls, rt, actor="acceptor", **overrides) -> "Driver":
+        return cls(rt, cases.start_case(rt, intake(**overrides), actor))
+
+    @property
+    def open(self) -> dict:
+        tasks = self.case["open_tasks"]
+        assert len(tasks) == 1, tasks
+        return tasks[0]
+
+    def do(self, element: str, actor: str = "someone", **data) -> dict:
+        task = self.open
+        assert task["element"] == element, f"expected {element}, case is at {task['element']}"
+        self.case = cases.complete_task(self.rt, task["id"], data, actor)
+        return self.case
+
+    def to_signing(self):
+        return self.do("mediate", mediation_result="unresolved")
+
+    def handle_and_approve(self):
+        self.do("sign_for", responsible_section="执法一科", responsible_person="李四")
+        return self.handle_again()
+
+    def handle_again(self):
+        self.do("handle", result="已责令整改，漏水已修复", measures="现场查看，约谈双方")
+        return self.do("approve", decision="approve")
+
+    def happy_path(self):
+        self.to_signing()
+        self.handle_and_approve()
+        return self.do("evaluate", rating="satisfied")
