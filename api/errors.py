@@ -1,4 +1,13 @@
-"""One error body everywhere: {"code", "message", "errors"}; domain errors mapped once."""
+"""One error body everywhere: {"code", "message", "errors"}; domain errors mapped once.
+
+Domain errors (`engine.errors.CaseError`) carry their own code and status.
+HTTP errors raised by Flask, webargs and flask-smorest (bad JSON, validation,
+unknown routes, wrong methods) get the same body: webargs' per-location
+messages ({"json": {"title": [...]}}) are flattened to {"title": [...]}, and
+nested fields are named by their path ({"reporter.phone": [...]}), so
+`errors` always maps a field name to a list of messages. Anything else is a
+500 with no detail, logged with its traceback.
+"""
 from __future__ import annotations
 
 import logging
@@ -10,21 +19,58 @@ from engine.errors import CaseError
 
 log = logging.getLogger(__name__)
 
+LOCATIONS = ("json", "query", "querystring", "path", "view_args", "headers", "form", "files", "cookies")
+MESSAGES = {
+    400: ("malformed_request", "the request body is not valid JSON"),
+    422: ("invalid_input", "the request has invalid fields"),
+}
+
+
+def _flatten(messages) -> dict:
+    if not isinstance(messages, dict):
+        return {"_schema": messages if isinstance(messages, list) else [str(messages)]}
+    out: dict = {}
+    for key, value in messages.items():
+        if key in LOCATIONS and isinstance(value, dict):
+            out.update(value)
+        else:
+            out[key] = value
+    return out
+
+
+def dotted(errors: dict, prefix: str = "") -> dict:
+    """{"reporter": {"phone": ["..."]}} → {"reporter.phone": ["..."]}."""
+    out: dict = {}
+    for key, value in errors.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            out.update(dotted(value, name))
+        else:
+            out[name] = [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+    return out
+
+
+def http_error_body(exc: HTTPException) -> dict:
+    code, message = MESSAGES.get(exc.code, ((exc.name or "error").lower().replace(" ", "_"), exc.description))
+    data = getattr(exc, "data", None)
+    errors = dotted(_flatten(data["messages"])) if isinstance(data, dict) and "messages" in data else {}
+    return {"code": code, "message": message, "errors": errors}
+
 
 def init_app(app):
     @app.errorhandler(CaseError)
     def _case_error(exc: CaseError):
         if exc.status >= 500:
             log.error("case error: %s", exc.message, exc_info=exc)
-        return jsonify(exc.to_dict()), exc.status
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        body = exc.to_dict()
+        body["errors"] = dotted(body["errors"])
+        return jsonify(body), exc.status, headers
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        body = {"code": (exc.name or "error").lower().replace(" ", "_"), "message": exc.description, "errors": {}}
-        data = getattr(exc, "data", None)
-        if isinstance(data, dict) and "messages" in data:
-            body["errors"] = data["messages"]
-        return jsonify(body), exc.code
+        headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
+        return jsonify(http_error_body(exc)), exc.code, headers
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -1,13 +1,20 @@
-"""GET /healthz: the process is up and the database answers."""
-from flask import Blueprint, current_app, jsonify
-from sqlalchemy import text
+"""GET /healthz: the process is up and the database answers (no token needed)."""
+from marshmallow import Schema, fields
 
-bp = Blueprint("health", __name__)
+from api.auth import runtime
+from api.parsing import Blueprint
+from engine.runtime import database_health
+
+blp = Blueprint("health", __name__, description="Liveness of the process and its database")
 
 
-@bp.get("/healthz")
+class HealthOut(Schema):
+    status = fields.String(metadata={"example": "ok"})
+    database = fields.String(metadata={"example": "postgresql"})
+
+
+@blp.route("/healthz", methods=["GET"])
+@blp.doc(security=[])
+@blp.response(200, HealthOut)
 def healthz():
-    rt = current_app.extensions["dispute_runtime"]
-    with rt.db.read() as session:
-        session.execute(text("SELECT 1"))
-    return jsonify(status="ok", database=rt.db.engine.dialect.name)
+    return database_health(runtime())

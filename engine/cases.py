@@ -5,25 +5,34 @@ immediate transaction on SQLite), loads it, acts, records events and the
 task projection, saves and commits, all in one transaction; on any exception
 the transaction rolls back and nothing of the attempt remains. Callers get
 plain dicts back, never SpiffWorkflow objects.
+
+Given a `user` (an `engine.access.Caller`), a service also applies the
+access rules: cases outside the caller's scope do not exist for them, only a
+candidate may complete a task (claiming it in the same transaction when it is
+unclaimed), and the reporter's personal data is masked outside the rule.
 """
 from __future__ import annotations
+
+import re
+import uuid
 
 from marshmallow import ValidationError
 from sqlalchemy import select, text
 from sqlalchemy.orm.exc import StaleDataError
 from SpiffWorkflow.bpmn import BpmnWorkflow
 
-from engine import clock
-from engine.errors import CaseNotFound, InvalidInput, StaleVersion, TaskNotFound, TaskNotReady
+from engine import access, clock
+from engine.errors import CaseNotFound, InvalidInput, StaleVersion, TaskClaimed, TaskNotFound, TaskNotReady
 from engine.forms import validate as validate_form
 from engine.intake import IntakeSchema
 from engine.models import Case, CaseEvent, CaseTask
 from engine.operation import CaseOperation
 from engine.serializer import SERIALIZER_VERSION
 from engine.status import CaseStatus, TaskRowState
-from engine.views import case_view, event_view, task_view
+from engine.views import case_summary, case_view, event_view, task_view
 
 SYSTEM = "system"
+CASE_NO = re.compile(r"^[0-9]{4}-[0-9]{6,12}$")
 
 
 def _next_case_no(session, year: int) -> str:
@@ -35,11 +44,38 @@ def _next_case_no(session, year: int) -> str:
 
 
 def _lock_case(rt, session, *, case_no: str | None = None, case_id: int | None = None) -> Case:
+    if case_no is not None and not CASE_NO.match(case_no):
+        raise CaseNotFound(f"case {case_no} does not exist")
     stmt = select(Case).where(Case.case_no == case_no) if case_no is not None else select(Case).where(Case.id == case_id)
     case = session.scalar(stmt.with_for_update())
     if case is None:
         raise CaseNotFound(f"case {case_no or case_id} does not exist")
     return case
+
+
+def find_case(rt, session, case_no: str, user=None) -> Case:
+    """The case with this number, if it exists for the caller (CaseNotFound otherwise, never Forbidden)."""
+    case = session.scalar(select(Case).where(Case.case_no == case_no)) \
+        if isinstance(case_no, str) and CASE_NO.match(case_no) else None
+    if case is None or (user is not None and not access.can_see(session, rt.tables, user, case)):
+        raise CaseNotFound(f"case {case_no} does not exist")
+    return case
+
+
+def find_task_row(session, task_id) -> CaseTask:
+    """The task row with this id (TaskNotFound for an unknown id or one that is not a task id at all)."""
+    try:
+        key = str(uuid.UUID(str(task_id)))
+    except ValueError:
+        raise TaskNotFound(f"task {task_id} does not exist") from None
+    row = session.get(CaseTask, key)
+    if row is None:
+        raise TaskNotFound(f"task {task_id} does not exist")
+    return row
+
+
+def masked_for(user, case: Case) -> bool:
+    return user is not None and not access.sees_personal_data(user, case)
 
 
 def _commit_guard(fn):
@@ -66,8 +102,15 @@ def validate_intake(rt, intake: dict) -> dict:
 
 
 @_commit_guard
-def start_case(rt, intake: dict, actor: str) -> dict:
-    """One-door acceptance: register the case, start its procedure, run to the first user task."""
+def start_case(rt, intake: dict, actor: str | None = None, *, user=None) -> dict:
+    """One-door acceptance: register the case, start its procedure, run to the first user task.
+
+    Given a `user`, they must be an acceptor or grid worker of a community, and
+    the case is that community's.
+    """
+    if user is not None:
+        intake = dict(intake, community=access.require_intake(rt.tables, user, intake.get("community")))
+        actor = user.username
     data = validate_intake(rt, intake)
     route = rt.tables.route(data["category"])
     limits = rt.tables.time_limits["rework"]
@@ -90,7 +133,8 @@ def start_case(rt, intake: dict, actor: str) -> dict:
         initial = {
             "case_no": case.case_no, "title": case.title, "description": case.description,
             "category": case.category, "channel": case.channel, "community": case.community_code,
-            "routed_unit": None, "rework_count": 0, "return_count": 0,
+            "routed_unit": None, "rework_count": 0, "return_count": 0, "ladder_index": 0, "assign_unit": None,
+            "time_limit_class": route.time_limit_class,
             "max_reworks": limits["max_reworks"], "max_returns": limits["max_returns"],
         }
         op = CaseOperation(rt, session, case, actor, definition, workflow=workflow)
@@ -103,13 +147,22 @@ def start_case(rt, intake: dict, actor: str) -> dict:
 
 
 @_commit_guard
-def complete_task(rt, task_id: str, data: dict, actor: str, expected_version: int | None = None) -> dict:
-    """Complete a READY user task with the submitted form; only a READY manual task can be completed."""
+def complete_task(rt, task_id: str, data: dict, actor: str | None = None, expected_version: int | None = None,
+                  *, user=None) -> dict:
+    """Complete a READY user task with the submitted form; only a READY manual task can be completed.
+
+    Given a `user`, they must be a candidate of the task and hold it, or it
+    must be unclaimed: then they claim it in the same transaction.
+    """
     with rt.db.write() as session:
-        row = session.get(CaseTask, str(task_id))
-        if row is None:
-            raise TaskNotFound(f"task {task_id} does not exist")
+        row = find_task_row(session, task_id)
         case = _lock_case(rt, session, case_id=row.case_id)
+        session.refresh(row)  # as it is now that the case is locked
+        if user is not None:
+            if not access.can_see(session, rt.tables, user, case):
+                raise TaskNotFound(f"task {task_id} does not exist")
+            access.require_candidate(rt.tables, user, row)
+            actor = user.username
         if expected_version is not None and case.version != expected_version:
             raise StaleVersion(f"case {case.case_no} is at version {case.version}, not {expected_version}",
                                current_version=case.version)
@@ -120,6 +173,10 @@ def complete_task(rt, task_id: str, data: dict, actor: str, expected_version: in
             state = row.state if row.state != TaskRowState.READY.value else "not ready"
             raise TaskNotReady(f"task {task_id} ({row.bpmn_id}) is {state}; it can no longer be completed",
                                task_state=row.state)
+        if user is not None:
+            if row.assignee not in (None, user.username):
+                raise TaskClaimed(f"task {task_id} is claimed by {row.assignee}", assignee=row.assignee)
+            row.assignee = user.username
         meta = definition.tasks[task.task_spec.bpmn_id]
         cleaned = validate_form(list(meta.form), data)
         if "rating" in cleaned and cleaned["rating"]:
@@ -127,31 +184,71 @@ def complete_task(rt, task_id: str, data: dict, actor: str, expected_version: in
         op.complete_task(task, cleaned)
         op.run_engine()
         op.finish()
-        return case_view(session, case, include_tasks=True, open_rows=op.open_task_rows())
+        return case_view(session, case, include_tasks=True, open_rows=op.open_task_rows(),
+                         masked=masked_for(user, case))
 
 
-def get_case(rt, case_no: str) -> dict:
+def get_case(rt, case_no: str, user=None) -> dict:
     with rt.db.read() as session:
-        case = session.scalar(select(Case).where(Case.case_no == case_no))
-        if case is None:
-            raise CaseNotFound(f"case {case_no} does not exist")
-        return case_view(session, case, include_tasks=True)
+        case = find_case(rt, session, case_no, user)
+        return case_view(session, case, include_tasks=True, masked=masked_for(user, case))
 
 
-def get_task(rt, task_id: str) -> dict:
+def task_detail(rt, session, row: CaseTask, case: Case, user=None) -> dict:
+    """A task with its form fields and deadline; given a `user`, also the case summary and their actions."""
+    definition = rt.definitions.get(session, case.definition_id)
+    out = task_view(row, definition, case)
+    if user is not None:
+        ready = row.state == TaskRowState.READY.value
+        out["overdue"] = bool(ready and row.due_at is not None and row.due_at < clock.now())
+        out["case"] = case_summary(case, masked=masked_for(user, case))
+        out["actions"] = access.task_actions(rt.tables, user, row) if ready else []
+    return out
+
+
+def get_task(rt, task_id: str, user=None) -> dict:
     with rt.db.read() as session:
-        row = session.get(CaseTask, str(task_id))
-        if row is None:
-            raise TaskNotFound(f"task {task_id} does not exist")
+        row = find_task_row(session, task_id)
         case = session.get(Case, row.case_id)
-        definition = rt.definitions.get(session, case.definition_id)
-        return task_view(row, definition, case)
+        if user is not None and not access.can_see(session, rt.tables, user, case):
+            raise TaskNotFound(f"task {task_id} does not exist")
+        return task_detail(rt, session, row, case, user)
 
 
-def case_events(rt, case_no: str) -> list[dict]:
+def case_events(rt, case_no: str, user=None) -> list[dict]:
     with rt.db.read() as session:
-        case = session.scalar(select(Case).where(Case.case_no == case_no))
-        if case is None:
-            raise CaseNotFound(f"case {case_no} does not exist")
+        case = find_case(rt, session, case_no, user)
+        masked = masked_for(user, case)
         rows = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.seq))
-        return [event_view(e) for e in rows]
+        return [event_view(e, masked=masked) for e in rows]
+
+
+def fire_timer(rt, timer_id: int, worker: str) -> str:
+    """Fire a due timer (and any other due timer of its case) in one unit of work.
+
+    Returns "fired", "gone" (already fired, or cancelled by a completed task),
+    "not_due", "busy" (the case is locked by someone else: try again shortly)
+    or "lost_lease" (another worker took the timer over).
+    """
+    from engine.timer_models import CaseTimer
+
+    with rt.db.write() as session:
+        timer = session.get(CaseTimer, timer_id)
+        if timer is None:
+            return "gone"
+        now = clock.now()
+        if timer.due_at > now:
+            return "not_due"
+        if timer.claimed_by not in (None, worker) and timer.lease_until and timer.lease_until > now:
+            return "lost_lease"
+        case = session.scalar(select(Case).where(Case.id == timer.case_id).with_for_update(skip_locked=True))
+        if case is None:
+            return "busy"
+        # The case lock serialises firings: whoever held it before us may have fired this timer.
+        if session.scalar(select(CaseTimer.id).where(CaseTimer.id == timer_id)) is None:
+            return "gone"
+        definition = rt.definitions.get(session, case.definition_id)
+        op = CaseOperation(rt, session, case, f"timer:{worker}", definition)
+        fired = op.fire_due_timers()
+        op.finish()
+        return "fired" if fired else "not_due"

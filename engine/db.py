@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -58,6 +59,34 @@ def configure_engine(engine: Engine) -> Engine:
     return engine
 
 
+class FairLock:
+    """A first-come, first-served lock (a ticket lock).
+
+    SQLite lets one writer in at a time and wakes waiting writers by polling,
+    so a thread that commits and begins again at once starves the others (a
+    timer worker firing a backlog would starve its own refill). In-process
+    writers therefore queue here, in order, before asking SQLite.
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._next = 0
+        self._serving = 0
+
+    def __enter__(self):
+        with self._cond:
+            ticket = self._next
+            self._next += 1
+            while ticket != self._serving:
+                self._cond.wait()
+        return self
+
+    def __exit__(self, *exc):
+        with self._cond:
+            self._serving += 1
+            self._cond.notify_all()
+
+
 class Database:
     """The engine's handle on the database: a session factory and transaction scopes."""
 
@@ -65,6 +94,7 @@ class Database:
         self.engine = configure_engine(engine)
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+        self._writers = FairLock() if self.is_sqlite else contextlib.nullcontext()
 
     def session(self) -> Session:
         return self._sessions()
@@ -72,17 +102,18 @@ class Database:
     @contextlib.contextmanager
     def write(self):
         """One write transaction: committed on success, rolled back on any exception."""
-        session = self._sessions()
-        try:
-            if self.is_sqlite:
-                session.connection(execution_options={"sqlite_immediate": True})
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        with self._writers:
+            session = self._sessions()
+            try:
+                if self.is_sqlite:
+                    session.connection(execution_options={"sqlite_immediate": True})
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
 
     @contextlib.contextmanager
     def read(self):

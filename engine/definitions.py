@@ -181,7 +181,8 @@ class Definitions:
     def check_spec(self, spec, subs, source_name: str, lines: dict) -> list[dict]:
         problems = []
         statuses = {s.value for s in CaseStatus}
-        steps = set(self.tables.time_limits["steps"]) | set(STEP_LIMIT_EXTRA)
+        steps = (set(self.tables.time_limits["steps"]) | set(self.tables.time_limits.get("escalation", {}))
+                 | set(STEP_LIMIT_EXTRA))
         for s in [spec, *subs.values()]:
             for ts in s.task_specs.values():
                 if not getattr(ts, "manual", False):

@@ -72,9 +72,22 @@ class InvalidForm(InvalidInput):
     code = "invalid_form"
 
 
+class Unauthorized(CaseError):
+    """No valid API token: the caller is nobody."""
+
+    code = "unauthorized"
+    status = 401
+
+
 class Forbidden(CaseError):
+    """The caller is known, but their role or unit does not allow the action."""
+
     code = "forbidden"
     status = 403
+
+
+class UnknownUser(NotFound):
+    code = "user_not_found"
 
 
 class DefinitionInvalid(CaseError):

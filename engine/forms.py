@@ -71,6 +71,8 @@ def _check_value(field: FormField, value):
         if not isinstance(value, str):
             return None, "must be a string"
         value = value.strip()
+        if "\x00" in value:
+            return None, "must not contain NUL characters"
         if field.type == "enum" and value not in field.choices:
             return None, f"must be one of: {', '.join(field.choices)}"
         if field.type in MAX_LEN and len(value) > MAX_LEN[field.type]:

@@ -179,3 +179,8 @@ class CaseCounter(Base):
 
     year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_no: Mapped[int] = mapped_column(Integer)
+
+
+# Tables defined in their own modules, imported so that the metadata (and Alembic) sees them all.
+import engine.timer_models  # noqa: E402,F401
+import engine.org_models  # noqa: E402,F401

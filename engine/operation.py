@@ -19,6 +19,7 @@ from sqlalchemy import insert
 from SpiffWorkflow import TaskState
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 
 from engine import clock
@@ -28,6 +29,8 @@ from engine.models import Case, CaseEvent, CaseTask, Outbox
 from engine.sandbox import SandboxScriptEngine, SandboxEnvironment
 from engine.serializer import SERIALIZER_VERSION, dump_workflow, load_workflow
 from engine.status import CaseStatus, TaskRowState
+from engine.timer_models import Supervision
+from engine.timers import pending_timers, sync_timers, timer_due
 
 RECORDED = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.COMPLETED \
     | TaskState.ERROR | TaskState.CANCELLED
@@ -42,6 +45,40 @@ class HandlerContext:
         self.tables = op.rt.tables
         self.calendar = op.rt.calendar
         self.now = op.now
+
+    def trigger(self) -> dict:
+        """The step whose boundary timer led to the running service task (yellow and red lights)."""
+        task = self._op.script_engine.current_task
+        while task is not None and not isinstance(getattr(task.task_spec, "event_definition", None),
+                                                  TimerEventDefinition):
+            task = task.parent
+        if task is None:
+            return {}
+        step = None
+        for sibling in task.parent.children if task.parent is not None else []:
+            if sibling is not task and getattr(sibling.task_spec, "manual", False):
+                step = sibling
+        props = (getattr(task.task_spec, "extensions", None) or {}).get("properties", {})
+        out = {"timer": task.task_spec.bpmn_id, "kind": props.get("timer_kind"),
+               "due_at": timer_due(task)}
+        if step is not None:
+            row = self._op._task_row(str(step.id))
+            out.update(step_task_id=str(step.id), step=step.task_spec.bpmn_id,
+                       step_name=step.task_spec.bpmn_name or step.task_spec.bpmn_id,
+                       unit=row.unit_code if row else None, assignee=row.assignee if row else None)
+        return out
+
+    def open_supervision(self, trigger: dict) -> int:
+        record = Supervision(case_id=self.case.id, task_id=trigger.get("step_task_id"),
+                             step=trigger.get("step") or trigger.get("timer") or "?",
+                             step_name=trigger.get("step_name") or "", unit_code=trigger.get("unit"),
+                             due_at=trigger.get("due_at"), opened_at=self.now, status="open")
+        self._op.session.add(record)
+        self._op.session.flush()
+        return record.id
+
+    def supervision_centre(self) -> str | None:
+        return self.tables.fixed_units.get("supervision_centre")
 
     def notify(self, recipient_kind: str, recipient: str, message: str, channel: str = "sms") -> None:
         self._op.session.add(Outbox(case_id=self.case.id, channel=channel, recipient_kind=recipient_kind,
@@ -75,6 +112,7 @@ class CaseOperation:
         self.definition = definition
         self.now = clock.now()
         self.pending_events: list[dict] = []
+        self._new_rows: dict[str, CaseTask] = {}
         self.ctx = HandlerContext(self)
         self.script_engine = CaseScriptEngine(SandboxEnvironment(rt.functions, self._call_service))
         if workflow is None:
@@ -112,6 +150,17 @@ class CaseOperation:
         except (ValueError, KeyError, WorkflowException):
             return None
 
+    def fire_due_timers(self) -> int:
+        """Let SpiffWorkflow fire every due timer of the case; the number of timers that fired."""
+        waiting = {t.id for t in self.workflow.event_manager.tasks.values() if timer_due(t) is not None}
+        try:
+            self.workflow.refresh_timers()
+        except WorkflowTaskException as exc:
+            raise self._wrap(exc) from exc
+        self.run_engine()
+        return sum(1 for tid in waiting if self.workflow.tasks.get(tid) is None
+                   or not self.workflow.tasks[tid].state & TaskState.WAITING)
+
     def run_engine(self) -> None:
         try:
             self.workflow.do_engine_steps()
@@ -127,6 +176,8 @@ class CaseOperation:
         cause = exc.__cause__ or getattr(exc, "exception", None)
         while cause is not None and not isinstance(cause, _HandlerError) and cause.__cause__ is not None:
             cause = cause.__cause__
+        if isinstance(cause, _HandlerError) and isinstance(cause.cause, CaseError):
+            return cause.cause  # a handler refusing bad input (e.g. an unknown unit) speaks for itself
         if isinstance(cause, _HandlerError):
             return HandlerFailed(f"service task {element} failed: {cause.cause}", element=element,
                                  handler=cause.operation)
@@ -163,7 +214,11 @@ class CaseOperation:
         after = self.snapshot()
         for task in self.all_tasks():
             old, new = self.before.get(task.id), after.get(task.id)
-            if old == new or new is None or not task.task_spec.manual:
+            if old == new or new is None:
+                continue
+            if not task.task_spec.manual:
+                if old == TaskState.WAITING and new & (TaskState.READY | TaskState.COMPLETED):
+                    self._timer_fired(task)
                 continue
             if new == TaskState.READY:
                 self._task_ready(task)
@@ -171,6 +226,7 @@ class CaseOperation:
                 self._task_ended(task, TaskRowState.CANCELLED)
                 self.event("task_cancelled", task=task)
         self._update_record()
+        self._sync_timers()
         compact(self.workflow)
         self.case.state = dump_workflow(self.workflow)
         self.case.serializer_version = SERIALIZER_VERSION
@@ -186,20 +242,45 @@ class CaseOperation:
         self.before = after
         self.session.flush()
 
+    def _task_row(self, task_id: str) -> CaseTask | None:
+        # Rows added in this operation are not flushed yet: session.get() would not find them.
+        return self._new_rows.get(task_id) or self.session.get(CaseTask, task_id)
+
     def open_task_rows(self) -> list[CaseTask]:
         """The projection rows of the ready user tasks (from the session, without a query when fresh)."""
-        rows = [self.session.get(CaseTask, str(t.id)) for t in self.ready_manual_tasks()]
+        rows = [self._task_row(str(t.id)) for t in self.ready_manual_tasks()]
         return sorted((r for r in rows if r is not None), key=lambda r: (r.created_at, r.id))
+
+    def _timer_fired(self, task) -> None:
+        due = timer_due(task)
+        if due is None:
+            return
+        props = (getattr(task.task_spec, "extensions", None) or {}).get("properties", {})
+        self.event("timer_fired", task=task, payload={
+            "kind": props.get("timer_kind", "timer"), "due_at": due.isoformat(), "fired_at": self.now.isoformat(),
+        })
+
+    def _sync_timers(self) -> None:
+        timers = pending_timers(self.workflow)
+        new = sync_timers(self.session, self.case.id, timers, self.now)
+        for t in new:
+            if t.attached_task_id is None or t.kind not in ("due", "warn"):
+                continue
+            row = self._task_row(t.attached_task_id)
+            if row is not None:
+                setattr(row, "due_at" if t.kind == "due" else "warn_at", t.due_at)
 
     def _task_ready(self, task) -> None:
         meta = self.definition.tasks.get(task.task_spec.bpmn_id)
         rule = self.rt.tables.lanes.get(task.task_spec.lane)
-        self.session.add(CaseTask(
+        row = CaseTask(
             id=str(task.id), case_id=self.case.id, bpmn_id=task.task_spec.bpmn_id,
             name=meta.name if meta else task.task_spec.bpmn_id, lane=task.task_spec.lane,
             role=rule.role if rule else None, unit_code=self.unit_for(rule),
             state=TaskRowState.READY.value, created_at=self.now,
-        ))
+        )
+        self.session.add(row)
+        self._new_rows[row.id] = row
         self.event("task_ready", task=task)
 
     def _task_ended(self, task, state: TaskRowState, actor: str | None = None) -> None:
@@ -219,13 +300,7 @@ class CaseOperation:
         self.event("task_completed", task=task, payload={"data": data})
 
     def unit_for(self, rule) -> str | None:
-        if rule is None:
-            return None
-        if rule.unit_from == "community":
-            return self.case.community_code
-        if rule.unit_from == "routed_unit":
-            return self.case.routed_unit
-        return self.rt.tables.fixed_units.get(rule.unit_from)
+        return self.rt.tables.unit_for(rule, self.case.community_code, self.case.routed_unit)
 
     def _update_record(self) -> None:
         case = self.case

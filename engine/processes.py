@@ -1,6 +1,7 @@
 """Process services: validate and deploy definitions, list versions, read a stored source."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sqlalchemy import select
@@ -8,6 +9,8 @@ from sqlalchemy import select
 from engine.definitions import read_sources
 from engine.errors import DefinitionNotFound
 from engine.models import ProcessDefinition
+
+PROCESS_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$")
 
 
 def validate_sources(rt, sources: dict[str, bytes]) -> list[dict]:
@@ -34,7 +37,19 @@ def list_definitions(rt) -> list[dict]:
         return [definition_view(r) for r in rows]
 
 
+def list_processes(rt) -> list[dict]:
+    """The deployed processes, each with its versions (oldest first) and its latest version number."""
+    out: dict[str, dict] = {}
+    for row in list_definitions(rt):
+        entry = out.setdefault(row["process_id"], {"process_id": row["process_id"], "versions": []})
+        entry.update(name=row["name"], latest=row["version"])
+        entry["versions"].append({k: v for k, v in row.items() if k != "process_id"})
+    return list(out.values())
+
+
 def definition_source(rt, process_id: str, version: int) -> str:
+    if not isinstance(process_id, str) or not PROCESS_ID.match(process_id) or not 0 < version < 2 ** 31:
+        raise DefinitionNotFound(f"process {process_id!r} has no version {version}")
     with rt.db.read() as session:
         row = session.scalar(select(ProcessDefinition).where(ProcessDefinition.process_id == process_id,
                                                              ProcessDefinition.version == version))

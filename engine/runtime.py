@@ -10,14 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from engine.calendar import WorkingCalendar, load_calendar, sandbox_functions
 from engine.db import Database
+from engine.deadlines import deadline_functions
 from engine.definitions import Definitions
 from engine.tables import Tables, load_tables
 
-EXPRESSION_FUNCTIONS = ("add_working_days", "add_working_hours", "warn_before")
 
 
 @dataclass
@@ -36,9 +37,16 @@ def build_runtime(engine: Engine, processes_dir: Path, handlers: dict, tz: str =
     processes_dir = Path(processes_dir)
     tables = load_tables(processes_dir)
     calendar = load_calendar(processes_dir, tz)
-    functions = sandbox_functions(calendar)
+    functions = {**sandbox_functions(calendar), **deadline_functions(calendar, tables.time_limits)}
     definitions = Definitions(tables, handlers.keys(), functions.keys())
     return Runtime(
         db=Database(engine), definitions=definitions, tables=tables, handlers=dict(handlers),
         calendar=calendar, functions=functions, processes_dir=processes_dir, tz=ZoneInfo(tz),
     )
+
+
+def database_health(rt: Runtime) -> dict:
+    """The health check: the database answers a trivial query."""
+    with rt.db.read() as session:
+        session.execute(text("SELECT 1"))
+    return {"status": "ok", "database": rt.db.engine.dialect.name}

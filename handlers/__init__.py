@@ -11,9 +11,12 @@ A handler is `handler(ctx, params, data) -> dict`: `ctx` is the engine's
 handler may extend. The returned dict (plain JSON data) is stored under the
 task's result variable and recorded in the case's event log.
 """
-from handlers import replies, routing
+from handlers import assignment, lights, replies, routing
 
 HANDLERS = {
     "route_case": routing.route_case,
     "unified_reply": replies.unified_reply,
+    "assign_case": assignment.assign_case,
+    "yellow_light": lights.yellow_light,
+    "red_light": lights.red_light,
 }

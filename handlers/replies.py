@@ -12,7 +12,7 @@ class ReplyError(ValueError):
 
 def unified_reply(ctx, params: dict, data: dict) -> dict:
     text = params.get("text") or data.get("reply_text")
-    unit = params.get("unit") or data.get("reply_unit")
+    unit = params.get("unit") or data.get("reply_unit") or ctx.case.current_unit
     if not text:
         raise ReplyError("there is no reply text (reply_text) to send")
     case = ctx.case

@@ -127,3 +127,20 @@ def rt(app):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def demo(app):
+    """The demo organisation and its users (processes/demo_users.toml), seeded: {username: token}."""
+    from app import runtime_of
+    from engine.seed import seed_demo
+
+    return {u["username"]: u["token"] for u in seed_demo(runtime_of(app))["users"]}
+
+
+@pytest.fixture
+def api(client, demo):
+    """The test client speaking as the demo users (see tests/api_support.py)."""
+    from tests.api_support import ApiClient
+
+    return ApiClient(client, demo)

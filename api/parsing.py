@@ -1,0 +1,45 @@
+"""The request parser behind every blueprint: webargs', hardened against JSON Python cannot hold.
+
+Python's decoder raises more than `JSONDecodeError`: a number of more than
+4300 digits is a `ValueError`, a deeply nested body a `RecursionError`.
+Both are malformed input, so both become the same 400 as broken JSON; so
+does nesting deeper than any request of this API needs.
+"""
+from __future__ import annotations
+
+import json
+
+import flask_smorest
+from webargs.flaskparser import FlaskParser
+
+MAX_DEPTH = 32
+
+
+def _too_deep(value) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > MAX_DEPTH:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
+class JsonParser(FlaskParser):
+    def _raw_load_json(self, req):
+        try:
+            data = super()._raw_load_json(req)
+        except json.JSONDecodeError:
+            raise
+        except (ValueError, RecursionError) as exc:
+            self._handle_invalid_json_error(exc, req)
+        if _too_deep(data):
+            self._handle_invalid_json_error(ValueError("the JSON body is nested too deeply"), req)
+        return data
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint with the hardened parser."""
+
+    ARGUMENTS_PARSER = JsonParser()
