@@ -72,6 +72,10 @@ def create_app(config: dict | None = None) -> Flask:
     api.init_app(app)
     app.cli.add_command(processes_cli)
     app.cli.add_command(serve_command)
+    app.cli.add_command(demo_command)
+    app.cli.add_command(timers_cli)
+    app.cli.add_command(users_cli)
+    app.cli.add_command(seed_cli)
     return app
 
 
@@ -149,9 +153,35 @@ def list_command():
 @click.command("serve")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
+@click.option("--timers/--no-timers", default=True, help="Run the timer service inside the server (embedded).")
 @with_appcontext
-def serve_command(host, port):
+def serve_command(host, port, timers):
     """Set up the database, deploy the processes, and serve the API (embedded mode)."""
+    _prepare()
+    _serve(host, port, timers)
+
+
+@click.command("demo")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+@with_appcontext
+def demo_command(host, port):
+    """Quick start: schema, processes, the demo organisation and users, then serve with the timer service."""
+    from engine.seed import seed_demo
+
+    _prepare()
+    result = _service(seed_demo, runtime_of(current_app), rotate_tokens=True)
+    token_file = Path(current_app.instance_path) / "demo_tokens.tsv"
+    token_file.write_text("".join(f"{u['username']}\t{u['token']}\n" for u in result["users"] if u["token"]))
+    token_file.chmod(0o600)
+    click.echo(f"demo organisation loaded; tokens of the {len(result['users'])} demo users in {token_file}")
+    click.echo(f"try: curl http://{host}:{port}/api/v1/me -H \"Authorization: Bearer $(grep ^yjp_acceptor "
+               f"{token_file} | cut -f2)\"   (API docs: http://{host}:{port}/api/docs)")
+    _serve(host, port, True)
+
+
+def _prepare() -> None:
+    """Upgrade the schema and deploy every changed process under the processes directory."""
     from flask_migrate import upgrade
 
     from engine.processes import deploy_paths
@@ -159,4 +189,150 @@ def serve_command(host, port):
     upgrade(directory=str(ROOT / "migrations"))
     for r in deploy_paths(runtime_of(current_app), None, "serve"):
         click.echo(f"{r['process_id']} v{r['version']} {'deployed' if r['new'] else 'unchanged'}")
-    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+def _serve(host: str, port: int, timers: bool) -> None:
+    service = None
+    if timers:
+        from timers import TimerService
+
+        service = TimerService(runtime_of(current_app)).start()
+        click.echo(f"timer service {service.worker} running (embedded)")
+    from werkzeug.serving import run_simple
+
+    try:
+        # Flask 3 ignores app.run() inside a `flask` command: serve with werkzeug directly.
+        run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
+    finally:
+        if service is not None:
+            service.stop()
+
+
+timers_cli = AppGroup("timers", help="The deadline timer service.")
+
+
+@timers_cli.command("run")
+@click.option("--worker", default=None, help="Worker name (default: host:pid:random).")
+@click.option("--threads", default=None, type=int, help="Firing threads (default: 1 on SQLite, 2 otherwise).")
+@with_appcontext
+def timers_run_command(worker, threads):
+    """Run a standalone timer worker until SIGTERM or Ctrl-C (scale-out mode)."""
+    import signal
+    import threading
+
+    from timers import TimerService
+
+    service = TimerService(runtime_of(current_app), worker, threads=threads).start()
+    click.echo(f"timer worker {service.worker} running", err=True)
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    stopping.wait()
+    service.stop()
+    click.echo(f"timer worker {service.worker} stopped: {service.outcomes}", err=True)
+
+
+@timers_cli.command("fire-due")
+@with_appcontext
+def timers_fire_due_command():
+    """Fire every timer that is due now, once, and exit."""
+    from timers import TimerService
+
+    service = TimerService(runtime_of(current_app))
+    click.echo(service.run_until_idle())
+
+
+@timers_cli.command("list")
+@click.option("--limit", default=20, type=int)
+@with_appcontext
+def timers_list_command(limit):
+    """The next pending timers, earliest first."""
+    from engine.timers import upcoming_timers
+
+    for t in upcoming_timers(runtime_of(current_app), limit):
+        click.echo(f"{t['due_at']}  {t['case_no']}  {t['kind']:5}  {t['element']}  {t['claimed_by'] or ''}")
+
+
+# -- users, tokens and demo data (thin: each command calls one service function) --------
+
+users_cli = AppGroup("users", help="API users, their roles and bearer tokens.")
+seed_cli = AppGroup("seed", help="Load demo data.")
+
+
+def _service(fn, *args, **kwargs):
+    """Run a service function; a domain or database error is a message and exit 1, never a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from engine.errors import CaseError
+
+    try:
+        return fn(*args, **kwargs)
+    except CaseError as exc:
+        details = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in exc.errors.items())
+        _fail(f"{exc.message}{' (' + details + ')' if details else ''}")
+    except SQLAlchemyError as exc:
+        _fail(f"database error: {getattr(exc, 'orig', None) or exc}\n(is the schema up to date? flask db upgrade)")
+
+
+@users_cli.command("create")
+@click.argument("username")
+@click.option("--unit", "unit_code", required=True, help="The user's unit code (processes/organisation.toml).")
+@click.option("--role", "roles", multiple=True, required=True,
+              help="A role (repeatable): acceptor, grid_worker, handler, dispatcher, leader, supervisor, "
+                   "auditor, designer, admin.")
+@click.option("--name", "display_name", default=None, help="Display name (default: the username).")
+@with_appcontext
+def users_create_command(username, unit_code, roles, display_name):
+    """Create a user in a unit with one or more roles."""
+    from engine.org import create_user
+
+    user = _service(create_user, runtime_of(current_app), username, unit_code, roles, display_name)
+    click.echo(f"created {user['username']} in {user['unit']['code']} as {', '.join(user['roles'])}")
+
+
+@users_cli.command("token")
+@click.argument("username")
+@click.option("--revoke-others", is_flag=True, help="Revoke the user's earlier tokens.")
+@with_appcontext
+def users_token_command(username, revoke_others):
+    """Print a new bearer token for the user (shown once; only its hash is stored)."""
+    from engine.org import issue_token
+
+    click.echo(_service(issue_token, runtime_of(current_app), username, revoke_others=revoke_others))
+
+
+@users_cli.command("list")
+@with_appcontext
+def users_list_command():
+    """List the users, their units and roles."""
+    from engine.org import list_users
+
+    for u in _service(list_users, runtime_of(current_app)):
+        state = "" if u["active"] else " (inactive)"
+        click.echo(f"{u['username']:20} {u['unit']['code']:14} {','.join(u['roles'])}{state}")
+
+
+@seed_cli.command("demo")
+@click.option("--print-tokens", is_flag=True,
+              help="Issue fresh tokens to every demo user (revoking their earlier ones) and print them.")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the tokens issued by this run to this file (username<TAB>token) instead of printing.")
+@with_appcontext
+def seed_demo_command(print_tokens, token_file):
+    """Load the demo organisation and its users (idempotent); tokens only for new users or on request."""
+    from engine.seed import seed_demo
+
+    result = _service(seed_demo, runtime_of(current_app), rotate_tokens=print_tokens)
+    users = result["users"]
+    issued = [(u["username"], u["token"]) for u in users if u["token"]]
+    click.echo(f"units: {result['units_changed']} changed; users: {sum(u['created'] for u in users)} created, "
+               f"{sum(u['updated'] for u in users)} updated, {len(users)} in the demo file", err=True)
+    lines = "".join(f"{name}\t{token}\n" for name, token in issued)
+    if token_file is not None and issued:
+        token_file.write_text(lines)
+        token_file.chmod(0o600)
+        click.echo(f"wrote {len(issued)} token(s) to {token_file}", err=True)
+    elif token_file is not None:
+        click.echo("no tokens issued (every demo user exists); --print-tokens rotates them", err=True)
+    elif issued:
+        click.echo(lines, nl=False)

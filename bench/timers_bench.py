@@ -1,0 +1,186 @@
+"""Timer benchmark: N pending timers, M of them due at the same instant, fired by 1 or more workers.
+
+    python bench/timers_bench.py [--pending 100000] [--burst 10000] [--workers 1] [--db-url URL]
+
+Builds N pending timers as real cases waiting for sign-for (two timers each:
+warning and deadline), made by cloning one real case with fresh task ids and
+the chosen due instants. M timers come due together (the burst); `--steady`
+more come due one by one over the following `--window` seconds; the rest stay
+pending far in the future. Real `flask timers run` worker processes then fire
+them. Prints timers fired/s, lag (actual − due) p50/p99 for the burst and for
+the timers that are not part of it, and double fires (must be 0).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+import zlib
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+
+from bench.engine_bench import make_runtime  # noqa: E402
+
+
+def _pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] if values else float("nan")
+
+
+def template(rt):
+    from engine import cases
+    from engine.models import Case, CaseTask
+    from engine.timer_models import CaseTimer
+    from tests.support import intake
+
+    case = cases.start_case(rt, intake(), "bench")
+    cases.complete_task(rt, case["open_tasks"][0]["id"], {"mediation_result": "unresolved"}, "bench")
+    with rt.db.read() as s:
+        row = s.scalar(sa.select(Case))
+        tasks = s.scalars(sa.select(CaseTask).where(CaseTask.case_id == row.id, CaseTask.state == "ready")).all()
+        timers = s.scalars(sa.select(CaseTimer).where(CaseTimer.case_id == row.id)).all()
+        cols = {c.key: getattr(row, c.key) for c in Case.__table__.columns}
+        task_cols = [{c.key: getattr(t, c.key) for c in CaseTask.__table__.columns} for t in tasks]
+        timer_cols = [{c.key: getattr(t, c.key) for c in CaseTimer.__table__.columns} for t in timers]
+    return cols, task_cols, timer_cols
+
+
+def clone_rows(cols, task_cols, timer_cols, i, due: datetime):
+    state = json.loads(zlib.decompress(cols["state"]))
+    timer_ids = {t["task_id"] for t in timer_cols}
+    for tid in timer_ids:
+        state["tasks"][tid]["internal_data"]["event_value"] = due.isoformat()
+    text = json.dumps(state, ensure_ascii=False, separators=(",", ":"))
+    mapping = {old: str(uuid.uuid4()) for old in state["tasks"]}
+    for old, new in mapping.items():
+        text = text.replace(old, new)
+    case = dict(cols, id=None, case_no=f"B{i:09d}", state=zlib.compress(text.encode(), 1))
+    case.pop("id")
+    tasks = [dict(t, id=mapping[t["id"]]) for t in task_cols]
+    timers = [dict(t, task_id=mapping[t["task_id"]], attached_task_id=mapping.get(t["attached_task_id"]),
+                   due_at=due, claimed_by=None, lease_until=None) for t in timer_cols]
+    for t in timers:
+        t.pop("id")
+    return case, tasks, timers
+
+
+def build(rt, pending, burst, steady, window):
+    """Insert the pending timers; returns the instant the burst is due (set once the filler is in)."""
+    from engine.models import Case, CaseTask
+    from engine.timer_models import CaseTimer
+
+    cols, task_cols, timer_cols = template(rt)
+    per_case = len(timer_cols)
+    n_cases = pending // per_case
+    burst_cases, steady_cases = burst // per_case, steady // per_case
+    timed_cases = burst_cases + steady_cases
+
+    def insert(indices, due_of):
+        rows = [clone_rows(cols, task_cols, timer_cols, i, due_of(i)) for i in indices]
+        with rt.db.write() as s:
+            ids = s.execute(sa.insert(Case).returning(Case.id), [r[0] for r in rows]).scalars().all()
+            s.execute(sa.insert(CaseTask), [dict(t, case_id=cid) for cid, r in zip(ids, rows) for t in r[1]])
+            s.execute(sa.insert(CaseTimer), [dict(t, case_id=cid) for cid, r in zip(ids, rows) for t in r[2]])
+
+    t0 = time.perf_counter()
+    far = datetime.now(timezone.utc) + timedelta(days=30)
+    chunk = 2000
+    for base in range(timed_cases, n_cases, chunk):  # the filler: pending far in the future
+        insert(range(base, min(n_cases, base + chunk)), lambda i: far + timedelta(hours=i % 5000))
+    rate = (n_cases - timed_cases) / max(time.perf_counter() - t0, 1e-6)
+    # The burst falls due 15 s after the timed cases are in (estimated from the filler's pace).
+    start_at = datetime.now(timezone.utc) + timedelta(seconds=15 + 1.5 * timed_cases / max(rate, 1))
+
+    def due_of(i):
+        if i < burst_cases:
+            return start_at
+        return start_at + timedelta(seconds=window * (i - burst_cases + 1) / (steady_cases + 1))
+
+    for base in range(0, timed_cases, chunk):
+        insert(range(base, min(timed_cases, base + chunk)), due_of)
+    left = (start_at - datetime.now(timezone.utc)).total_seconds()
+    print(f"built {n_cases * per_case} pending timers in {time.perf_counter() - t0:.1f} s; "
+          f"the burst is due in {left:.1f} s", flush=True)
+    if left < 3:
+        raise SystemExit("building took longer than estimated: the burst is already due; run again")
+    return start_at
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pending", type=int, default=100_000)
+    parser.add_argument("--burst", type=int, default=10_000)
+    parser.add_argument("--steady", type=int, default=1_000, help="timers due one by one after the burst")
+    parser.add_argument("--window", type=float, default=30.0, help="seconds over which the steady timers fall due")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--db-url", default=None)
+    args = parser.parse_args(argv)
+
+    rt, url, cleanup = make_runtime(args.db_url)
+    from engine.models import CaseEvent
+    from engine.timer_models import CaseTimer
+
+    try:
+        start_at = build(rt, args.pending, args.burst, args.steady, args.window)
+        with rt.db.write() as s:  # the template case's own timers would only add noise
+            s.execute(sa.delete(CaseTimer).where(CaseTimer.due_at < start_at))
+        env = dict(os.environ, DATABASE_URL=url, LOG_LEVEL="WARNING")
+        procs = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "timers", "run",
+                                   "--worker", f"bench{i}"], cwd=ROOT, env=env) for i in range(args.workers)]
+        expected = args.burst + args.steady
+        end_of_window = start_at + timedelta(seconds=args.window)
+        deadline = time.monotonic() + 600
+        fired = 0
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            with rt.db.read() as s:
+                fired = s.scalar(sa.select(sa.func.count()).select_from(CaseEvent)
+                                 .where(CaseEvent.type == "timer_fired"))
+            if fired >= expected and datetime.now(timezone.utc) > end_of_window:
+                break
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=60)
+        with rt.db.read() as s:
+            events = s.execute(sa.select(CaseEvent.task_id, CaseEvent.payload)
+                               .where(CaseEvent.type == "timer_fired")).all()
+            left_due = s.scalar(sa.select(sa.func.count()).select_from(CaseTimer)
+                                .where(CaseTimer.due_at <= end_of_window))
+        doubles = sum(1 for c in Counter(e.task_id for e in events).values() if c > 1)
+        lags_burst, lags_steady, fired_times = [], [], []
+        for e in events:
+            due = datetime.fromisoformat(e.payload["due_at"])
+            at = datetime.fromisoformat(e.payload["fired_at"])
+            fired_times.append(at)
+            (lags_burst if due == start_at else lags_steady).append((at - due).total_seconds())
+        span = (max(fired_times) - start_at).total_seconds() if fired_times else float("nan")
+        burst_span = max(lags_burst) if lags_burst else float("nan")
+        print(f"database              {rt.db.engine.dialect.name}, {args.workers} worker(s)")
+        print(f"pending timers        {args.pending} ({args.burst} due at once, {args.steady} steady)")
+        print(f"fired                 {len(events)} of {expected} (due ones left unfired: {left_due})")
+        print(f"burst drained in      {burst_span:.2f} s  ->  {len(lags_burst) / burst_span:.0f} timers/s")
+        print(f"overall               {len(events) / span:.0f} timers fired/s over {span:.1f} s")
+        print(f"lag burst  p50/p99    {_pct(lags_burst, 50):.2f} / {_pct(lags_burst, 99):.2f} s")
+        print(f"lag others p50/p99    {_pct(lags_steady, 50):.2f} / {_pct(lags_steady, 99):.2f} s")
+        print(f"double fires          {doubles}")
+        _ = statistics
+    finally:
+        if cleanup:
+            cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""`TimerService`: an explicit worker (bootstrap → refill and fire loop → teardown) around APScheduler.
+
+APScheduler keeps the time: an interval job refills every `refill_seconds`,
+and a date job per timer due soon wakes at its due instant. Neither fires
+anything itself: they put the timer on a priority queue that `threads`
+firing threads drain by calling the engine's `fire_timer`, one unit of work
+each. Each refill leases, with `engine.timers.claim_timers`:
+- *fresh* timers, due from `fresh_window` ago up to `horizon` ahead: up to
+  `fresh_limit` per due instant keep the top priority, the rest of a burst of
+  timers due at one instant (every working day ends at 17:30, and so do most
+  deadlines) go one level down;
+- *backlog* timers, overdue for longer (they came due while everything was
+  stopped), at most `backlog_batch` in flight, at the lowest priority and in
+  due order,
+so that neither a burst nor a backlog delays the timers coming due now.
+Timers of one case due at one instant share one firing (the case fires all
+its due timers at once). Leases expire, so the timers of a worker that died
+are taken over by another. The scheduler reads the application's clock
+(engine.clock): tests travel in time by moving the clock and calling `wakeup()`.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import queue
+import socket
+import threading
+import uuid
+from datetime import timedelta, timezone
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers import base as aps_base
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from engine import clock
+from engine.cases import fire_timer
+from engine.errors import CaseError
+from engine.timers import claim_timers, release_timers
+
+log = logging.getLogger(__name__)
+
+# APScheduler asks datetime.now() directly: make it ask the application's clock.
+aps_base.datetime = clock._ClockedDatetime
+# "skipped: maximum number of running instances reached" for a slow refill is expected, not a warning.
+logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+
+FRESH, BURST, BACKLOG = 0, 1, 2
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class TimerService:
+    def __init__(self, rt, worker: str | None = None, *, horizon_seconds: float = 10.0,
+                 refill_seconds: float = 1.0, fresh_window_seconds: float = 5.0, batch: int = 20000,
+                 backlog_batch: int = 200, fresh_limit: int = 50, threads: int | None = None):
+        self.rt = rt
+        self.worker = worker or worker_name()
+        self.horizon = timedelta(seconds=horizon_seconds)
+        self.refill_seconds = refill_seconds
+        self.fresh_window = timedelta(seconds=fresh_window_seconds)
+        self.batch = batch
+        self.backlog_batch = backlog_batch
+        self.fresh_limit = fresh_limit
+        # SQLite has one writer at a time: more firing threads would only queue on its lock.
+        self.threads = threads or (1 if rt.db.is_sqlite else 2)
+        self._lock = threading.Lock()
+        self._seq = itertools.count()
+        self._queue: queue.PriorityQueue = queue.PriorityQueue()
+        self._scheduled: set[int] = set()
+        self._case_slots: set[tuple[int, object]] = set()
+        self._backlog: set[int] = set()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.outcomes: dict[str, int] = {}
+        self.scheduler = BackgroundScheduler(
+            timezone=timezone.utc, executors={"default": ThreadPoolExecutor(2)},
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+        )
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> "TimerService":
+        self._stopping.clear()
+        for i in range(self.threads):
+            thread = threading.Thread(target=self._fire_loop, name=f"timer-fire-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self.scheduler.start()
+        self.scheduler.add_job(self.refill, "interval", seconds=self.refill_seconds, id="refill",
+                               next_run_time=clock.now())
+        log.info("timer service %s started with %d firing thread(s)", self.worker, self.threads)
+        return self
+
+    def stop(self, wait: bool = True) -> None:
+        self._stopping.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=wait)
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._threads.clear()
+        try:
+            release_timers(self.rt, self.worker)
+        except Exception:  # shutting down: the leases expire by themselves
+            log.warning("could not release the timer leases of %s", self.worker, exc_info=True)
+
+    def wakeup(self) -> None:
+        """Re-read the clock now (tests move the clock, then call this)."""
+        self.scheduler.wakeup()
+
+    # -- refill: lease timers and put them on the clock ------------------------------
+
+    def refill(self) -> int:
+        """Lease the timers due soon and the next slice of the backlog; returns how many were taken."""
+        now = clock.now()
+        taken = 0
+        per_instant: dict = {}
+        for timer_id, due, case_id in claim_timers(self.rt, self.worker, until=now + self.horizon,
+                                                   limit=self.batch, fresh_after=now - self.fresh_window):
+            per_instant[due] = per_instant.get(due, 0) + 1
+            priority = FRESH if per_instant[due] <= self.fresh_limit else BURST
+            taken += self._take(timer_id, case_id, max(due, now), priority)
+        with self._lock:
+            room = self.backlog_batch - len(self._backlog)
+        if room > 0:
+            for timer_id, due, case_id in claim_timers(self.rt, self.worker, until=now, limit=room,
+                                                       overdue_before=now - self.fresh_window):
+                taken += self._take(timer_id, case_id, now, BACKLOG)
+        return taken
+
+    def _take(self, timer_id: int, case_id: int, when, priority: int) -> int:
+        with self._lock:
+            if timer_id in self._scheduled:
+                return 0
+            if (case_id, when) in self._case_slots:
+                # Another timer of the case fires at that instant, and that firing fires this one too;
+                # should it not, this timer's lease expires and a later refill takes it again.
+                return 0
+            self._scheduled.add(timer_id)
+            self._case_slots.add((case_id, when))
+            if priority == BACKLOG:
+                self._backlog.add(timer_id)
+        item = (priority, when, next(self._seq), timer_id, case_id)
+        if when <= clock.now():
+            self._queue.put(item)
+        else:
+            self.scheduler.add_job(self._queue.put, "date", run_date=when, args=[item],
+                                   id=f"timer:{timer_id}", replace_existing=True)
+        return 1
+
+    # -- the firing loop -------------------------------------------------------------
+
+    def _fire_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                priority, when, _, timer_id, case_id = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            outcome = self._fire_once(timer_id)
+            self._done(timer_id, case_id, when, outcome)
+
+    def _fire_once(self, timer_id: int) -> str:
+        try:
+            return fire_timer(self.rt, timer_id, self.worker)
+        except CaseError as exc:
+            log.error("timer %s could not fire: %s", timer_id, exc.message)
+            return "failed"
+        except Exception:  # one broken case must not stop the worker
+            log.exception("timer %s raised", timer_id)
+            return "error"
+
+    def _done(self, timer_id: int, case_id, when, outcome: str) -> None:
+        with self._lock:
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+            self._scheduled.discard(timer_id)
+            self._case_slots.discard((case_id, when))
+            was_backlog = timer_id in self._backlog
+            self._backlog.discard(timer_id)
+            low = was_backlog and len(self._backlog) <= self.backlog_batch // 2
+        if outcome in ("busy", "not_due", "failed", "error"):
+            # Give the lease back: the next refill (of any worker) tries again.
+            release_timers(self.rt, self.worker, [timer_id])
+        if low and self.scheduler.running and not self._stopping.is_set():
+            try:  # draining the backlog: fetch the next slice now rather than at the next tick
+                self.scheduler.modify_job("refill", next_run_time=clock.now())
+            except Exception:  # the job is gone while shutting down
+                pass
+
+    # -- for tests and the CLI ---------------------------------------------------------
+
+    def run_until_idle(self) -> dict:
+        """Fire everything due by the clock's now, synchronously, without the scheduler (time-skipping tests)."""
+        now = clock.now()
+        attempted: set[int] = set()
+        while True:
+            claimed = [c for c in claim_timers(self.rt, self.worker, until=now, limit=self.batch)
+                       if c[0] not in attempted]
+            if not claimed:
+                release_timers(self.rt, self.worker)
+                return dict(self.outcomes)
+            for timer_id, _due, case_id in claimed:
+                attempted.add(timer_id)
+                self._done(timer_id, case_id, None, self._fire_once(timer_id))
