@@ -37,14 +37,14 @@ class DisputeApi(Api):
 
 
 def init_app(app):
-    from api import cases, comments, errors, health, processes, tasks, track, units
+    from api import cases, comments, errors, health, processes, supervision, tasks, track, units
 
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
     api = DisputeApi(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer",
                                                        "description": "an API token from `flask users token`"})
-    for module in (health, cases, comments, tasks, processes, units, track):
+    for module in (health, cases, comments, tasks, processes, supervision, units, track):
         api.register_blueprint(module.blp)
     errors.init_app(app)
     app.extensions["dispute_api"] = api

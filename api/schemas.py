@@ -109,6 +109,11 @@ class TaskOut(Schema):
     ended_by = fields.String(allow_none=True)
     due_at = instant()
     warn_at = instant()
+    light = fields.String(allow_none=True, metadata={"enum": ["green", "yellow", "red"],
+                                                     "description": "red: past due; yellow: past the warning"})
+    deadline_estimated = fields.Boolean(metadata={
+        "description": "the deadline counts days of a year with no published holiday arrangement "
+                       "(weekends only): it may move once the arrangement is entered"})
 
 
 class CaseOut(Schema):
@@ -132,6 +137,10 @@ class CaseOut(Schema):
     updated_at = instant()
     closed_at = instant()
     open_tasks = fields.List(fields.Nested(TaskOut))
+    due_at = instant()
+    warn_at = instant()
+    light = fields.String(allow_none=True, metadata={"enum": ["green", "yellow", "red"]})
+    deadline_estimated = fields.Boolean()
 
 
 class CaseSummaryOut(Schema):

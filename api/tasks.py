@@ -19,6 +19,9 @@ class TaskListQuery(PageQuery):
     case = fields.String(validate=validate.Length(min=1, max=20), metadata={"description": "a case number"})
     lane = fields.String(validate=validate.Length(min=1, max=100))
     due_before = fields.DateTime(metadata={"description": "without an offset, Asia/Shanghai time"})
+    light = fields.String(validate=validate.OneOf(["green", "yellow", "red"]),
+                          metadata={"description": "red: past due; yellow: past the warning point; green: neither"})
+    overdue = fields.Boolean(metadata={"description": "true: past due (red); false: not past due"})
 
 
 class DelegateIn(RequestSchema):

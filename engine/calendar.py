@@ -154,6 +154,7 @@ class WorkingCalendar:
         self._extra_closures: frozenset[date] = frozenset()
         self._extra_workdays: frozenset[date] = frozenset()
         self._package_years: dict[int, bool] = {}
+        self._day_cache: dict[date, tuple[bool, bool]] = {}
         self._warned_years: set[int] = set()
         self._lock = threading.Lock()
         if self.overrides_path is not None:
@@ -231,7 +232,13 @@ class WorkingCalendar:
         return d.year in self._years or self._package_covers(d.year)
 
     def _day(self, d: date) -> tuple[bool, bool]:
-        """(is working day, fallback used for d's year)."""
+        """(is working day, fallback used for d's year), cached: the calendar never changes once loaded."""
+        cached = self._day_cache.get(d)
+        if cached is None:
+            cached = self._day_cache[d] = self._compute_day(d)
+        return cached
+
+    def _compute_day(self, d: date) -> tuple[bool, bool]:
         year = d.year
         fallback = not self.is_covered(d)
         if fallback:

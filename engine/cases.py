@@ -130,8 +130,9 @@ def start_case(rt, intake: dict, actor: str | None = None, *, user=None) -> dict
         session.add(case)
         session.flush()
         workflow = BpmnWorkflow(definition.spec, definition.subprocess_specs)
+        # Only what the diagram's conditions and handlers read: the record (title, description,
+        # reporter) stays in the case row, so the workflow state carries no personal data.
         initial = {
-            "case_no": case.case_no, "title": case.title, "description": case.description,
             "category": case.category, "channel": case.channel, "community": case.community_code,
             "routed_unit": None, "rework_count": 0, "return_count": 0, "ladder_index": 0, "assign_unit": None,
             "time_limit_class": route.time_limit_class,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (
-    JSON, BigInteger, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text,
+    JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -135,6 +135,8 @@ class CaseTask(Base):
     ended_by: Mapped[str | None] = mapped_column(String(100))
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     warn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # True when the deadline counts days of a year with no published holiday arrangement (weekends only).
+    due_estimated: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class CaseEvent(Base):

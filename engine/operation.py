@@ -120,6 +120,7 @@ class CaseOperation:
         workflow.script_engine = self.script_engine
         self.workflow = workflow
         self.before = self.snapshot()
+        self.timers_before = {t.task_id: t.due_at for t in pending_timers(workflow)}
 
     # -- workflow ---------------------------------------------------------------
 
@@ -237,7 +238,7 @@ class CaseOperation:
             rows.append(dict(ev, case_id=self.case.id, seq=self.case.last_seq, at=self.now,
                              definition_version=self.definition.version))
         if rows:
-            self.session.execute(insert(CaseEvent), rows)
+            self.session.execute(insert(CaseEvent.__table__), rows)
         self.pending_events = []
         self.before = after
         self.session.flush()
@@ -262,13 +263,21 @@ class CaseOperation:
 
     def _sync_timers(self) -> None:
         timers = pending_timers(self.workflow)
-        new = sync_timers(self.session, self.case.id, timers, self.now)
+        new = sync_timers(self.session, self.case.id, self.timers_before, timers, self.now)
+        self.timers_before = {t.task_id: t.due_at for t in timers}
         for t in new:
             if t.attached_task_id is None or t.kind not in ("due", "warn"):
                 continue
             row = self._task_row(t.attached_task_id)
-            if row is not None:
-                setattr(row, "due_at" if t.kind == "due" else "warn_at", t.due_at)
+            if row is None:
+                continue
+            if t.kind == "warn":
+                row.warn_at = t.due_at
+            else:
+                row.due_at = t.due_at
+                calendar = self.rt.calendar
+                row.due_estimated = not (calendar.is_covered(self.now.astimezone(calendar.tz).date())
+                                         and calendar.is_covered(t.due_at.astimezone(calendar.tz).date()))
 
     def _task_ready(self, task) -> None:
         meta = self.definition.tasks.get(task.task_spec.bpmn_id)

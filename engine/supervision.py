@@ -9,7 +9,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from engine import clock
-from engine.errors import Conflict, InvalidInput, NotFound
+from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
+from engine.search import page_args, page_view, paginate
 from engine.models import Case, CaseTask
 from engine.status import TaskRowState
 from engine.timer_models import Supervision
@@ -28,25 +29,35 @@ def supervision_view(record: Supervision, case_no: str, calendar, now, step_stat
     }
 
 
-def _rows(session, stmt):
-    return session.execute(stmt.join(Case, Case.id == Supervision.case_id)
-                           .outerjoin(CaseTask, CaseTask.id == Supervision.task_id)
-                           .add_columns(Case.case_no, CaseTask.state)).all()
+READERS = frozenset({"supervisor", "auditor"})
+WRITERS = frozenset({"supervisor"})
 
 
-def list_supervisions(rt, status: str = "open", unit: str | None = None, case_no: str | None = None,
-                      limit: int = 100, offset: int = 0) -> list[dict]:
-    stmt = select(Supervision)
+def _require(user, roles: frozenset, what: str) -> None:
+    if user is not None and not user.roles & roles:
+        raise Forbidden(f"only a {' or '.join(sorted(roles))} may {what}")
+
+
+def list_supervisions(rt, user=None, filters: dict | None = None) -> dict:
+    """Supervision records, most overdue first: open ones unless `status` says otherwise."""
+    _require(user, READERS, "see supervision records")
+    filters = filters or {}
+    stmt = (select(Supervision).join(Case, Case.id == Supervision.case_id)
+            .outerjoin(CaseTask, CaseTask.id == Supervision.task_id).add_columns(Case.case_no, CaseTask.state))
+    status = filters.get("status") or "open"
     if status != "all":
         stmt = stmt.where(Supervision.status == status)
-    if unit:
-        stmt = stmt.where(Supervision.unit_code == unit)
-    if case_no:
-        stmt = stmt.where(Case.case_no == case_no)
-    stmt = stmt.order_by(Supervision.due_at, Supervision.id).limit(limit).offset(offset)
+    if filters.get("unit"):
+        stmt = stmt.where(Supervision.unit_code == filters["unit"])
+    if filters.get("case"):
+        stmt = stmt.where(Case.case_no == filters["case"])
+    stmt = stmt.order_by(Supervision.due_at, Supervision.id)
+    page, per_page = page_args(filters)
     now = clock.now()
     with rt.db.read() as session:
-        return [supervision_view(r[0], r.case_no, rt.calendar, now, r.state) for r in _rows(session, stmt)]
+        total, rows = paginate(session, stmt, page, per_page)
+        items = [supervision_view(r[0], r.case_no, rt.calendar, now, r.state) for r in rows]
+    return page_view(items, total, page, per_page)
 
 
 def _locked(session, record_id: int):
@@ -60,7 +71,9 @@ def _locked(session, record_id: int):
     return row
 
 
-def note_supervision(rt, record_id: int, note: str, actor: str) -> dict:
+def note_supervision(rt, user, record_id: int, note: str) -> dict:
+    _require(user, WRITERS, "annotate supervision records")
+    actor = user.username
     if not isinstance(note, str) or not note.strip():
         raise InvalidInput("a note is required", errors={"note": ["must not be empty"]})
     now = clock.now()
@@ -72,7 +85,9 @@ def note_supervision(rt, record_id: int, note: str, actor: str) -> dict:
         return supervision_view(record, row.case_no, rt.calendar, now, row.state)
 
 
-def close_supervision(rt, record_id: int, actor: str, note: str | None = None) -> dict:
+def close_supervision(rt, user, record_id: int, note: str | None = None) -> dict:
+    _require(user, WRITERS, "close supervision records")
+    actor = user.username
     now = clock.now()
     with rt.db.write() as session:
         row = _locked(session, record_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 
 from engine import access, clock
 from engine.cases import _lock_case, find_task_row, masked_for, task_detail
@@ -119,6 +119,19 @@ def delegate_task(rt, task_id: str, user, username: str) -> dict:
         return task_detail(rt, session, row, case, user)
 
 
+def light_clause(light: str, now):
+    """SQL for the traffic light of a ready task at `now` (see engine.deadlines.light)."""
+    red = and_(CaseTask.due_at.is_not(None), CaseTask.due_at <= now)
+    yellow = and_(~red, CaseTask.warn_at.is_not(None), CaseTask.warn_at <= now)
+    if light == "red":
+        return red
+    if light == "yellow":
+        return and_(CaseTask.due_at.is_not(None), yellow)
+    if light == "green":
+        return and_(CaseTask.due_at.is_not(None), ~red, or_(CaseTask.warn_at.is_(None), CaseTask.warn_at > now))
+    raise InvalidInput(f"unknown light {light!r}", errors={"light": ["must be one of: green, yellow, red"]})
+
+
 def list_tasks(rt, user, scope: str = "candidate", filters: dict | None = None) -> dict:
     """Ready tasks: the caller's own (`mine`) or those they are a candidate for (`candidate`)."""
     filters = filters or {}
@@ -136,15 +149,20 @@ def list_tasks(rt, user, scope: str = "candidate", filters: dict | None = None) 
     due_before: datetime | None = aware(filters.get("due_before"), rt.tz, "due_before")
     if due_before is not None:
         stmt = stmt.where(CaseTask.due_at < due_before)
+    now = clock.now()
+    if filters.get("light"):
+        stmt = stmt.where(light_clause(filters["light"], now))
+    if filters.get("overdue") is not None:
+        red = light_clause("red", now)
+        stmt = stmt.where(red if filters["overdue"] else ~red)
     stmt = stmt.order_by(CaseTask.due_at.is_(None), CaseTask.due_at, CaseTask.created_at, Case.id, CaseTask.id)
     page, per_page = page_args(filters)
-    now = clock.now()
     with rt.db.read() as session:
         total, rows = paginate(session, stmt, page, per_page)
         items = []
         for row, case in rows:
             item = task_view(row, None, case)
-            item["overdue"] = row.due_at is not None and row.due_at < now
+            item["overdue"] = row.due_at is not None and row.due_at <= now
             item["case"] = case_summary(case, masked=masked_for(user, case))
             items.append(item)
     return page_view(items, total, page, per_page)

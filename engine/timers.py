@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
 from engine import clock
@@ -66,22 +66,26 @@ def pending_timers(workflow) -> list[PendingTimer]:
     return out
 
 
-def sync_timers(session, case_id: int, timers: list[PendingTimer], now: datetime) -> list[PendingTimer]:
-    """Make the case's rows in `case_timer` equal to the workflow's waiting timers; returns the new ones."""
-    existing = {row.task_id: row for row in session.scalars(select(CaseTimer).where(CaseTimer.case_id == case_id))}
+def sync_timers(session, case_id: int, before: dict, timers: list[PendingTimer], now: datetime) -> list[PendingTimer]:
+    """Bring the case's rows in `case_timer` in step with the workflow; returns the new timers.
+
+    `before` maps the task ids of the timers that were waiting before the
+    operation to their due instants: those rows exist (the same transaction
+    wrote them), so the difference is known without reading the table.
+    """
     wanted = {t.task_id: t for t in timers}
-    gone = [row.id for tid, row in existing.items() if tid not in wanted]
+    gone = [tid for tid in before if tid not in wanted]
     if gone:
-        session.execute(delete(CaseTimer).where(CaseTimer.id.in_(gone)))
-    new = []
-    for tid, t in wanted.items():
-        row = existing.get(tid)
-        if row is None:
-            session.add(CaseTimer(case_id=case_id, task_id=tid, element=t.element, kind=t.kind,
-                                  attached_task_id=t.attached_task_id, due_at=t.due_at, created_at=now))
-            new.append(t)
-        elif row.due_at != t.due_at:
-            row.due_at = t.due_at
+        session.execute(delete(CaseTimer).where(CaseTimer.case_id == case_id, CaseTimer.task_id.in_(gone)))
+    new = [t for tid, t in wanted.items() if tid not in before]
+    if new:
+        session.execute(insert(CaseTimer.__table__), [
+            {"case_id": case_id, "task_id": t.task_id, "element": t.element, "kind": t.kind,
+             "attached_task_id": t.attached_task_id, "due_at": t.due_at, "created_at": now} for t in new])
+    moved = [t for tid, t in wanted.items() if tid in before and before[tid] != t.due_at]
+    for t in moved:
+        session.execute(update(CaseTimer).where(CaseTimer.case_id == case_id, CaseTimer.task_id == t.task_id)
+                        .values(due_at=t.due_at))
     return new
 
 

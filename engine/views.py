@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from engine import clock
+from engine.deadlines import light
 from engine.models import Case, CaseEvent, CaseTask
 from engine.status import TaskRowState
 
@@ -32,6 +34,13 @@ def reporter_view(name, phone, id_no, masked: bool) -> dict:
     return {"name": name, "phone": phone, "id_no": id_no}
 
 
+def _light(row: CaseTask) -> str | None:
+    if row.state != TaskRowState.READY.value:
+        return None
+    value = light(row.due_at, row.warn_at, clock.now())
+    return value.value if value else None
+
+
 def task_view(row: CaseTask, definition=None, case: Case | None = None) -> dict:
     out = {
         "id": row.id,
@@ -48,6 +57,8 @@ def task_view(row: CaseTask, definition=None, case: Case | None = None) -> dict:
         "ended_by": row.ended_by,
         "due_at": _iso(row.due_at),
         "warn_at": _iso(row.warn_at),
+        "light": _light(row),
+        "deadline_estimated": bool(row.due_estimated),
     }
     if definition is not None:
         meta = definition.tasks.get(row.bpmn_id)
@@ -86,6 +97,14 @@ def case_view(session, case: Case, include_tasks: bool = False, open_rows: list 
                                                       CaseTask.state == TaskRowState.READY.value)
                                .order_by(CaseTask.created_at, CaseTask.id))
         out["open_tasks"] = [task_view(r, None, case) for r in rows]
+    if include_tasks:
+        # The case's clock is its most urgent open step's.
+        timed = sorted((t for t in out["open_tasks"] if t["due_at"]), key=lambda t: t["due_at"])
+        first = timed[0] if timed else None
+        out["due_at"] = first["due_at"] if first else None
+        out["warn_at"] = first["warn_at"] if first else None
+        out["light"] = first["light"] if first else None
+        out["deadline_estimated"] = first["deadline_estimated"] if first else False
     return out
 
 

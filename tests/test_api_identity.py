@@ -20,7 +20,8 @@ PROTECTED = [
     ("post", "/api/v1/tasks/00000000-0000-0000-0000-000000000000/delegate"),
     ("post", "/api/v1/tasks/00000000-0000-0000-0000-000000000000/complete"),
     ("get", "/api/v1/processes"), ("get", "/api/v1/processes/standard_dispute/versions/1/bpmn"),
-    ("get", "/api/v1/units"), ("get", "/api/v1/me"),
+    ("get", "/api/v1/units"), ("get", "/api/v1/me"), ("get", "/api/v1/supervision/overdue"),
+    ("post", "/api/v1/supervision/1/note"), ("post", "/api/v1/supervision/1/close"),
 ]
 
 
@@ -47,6 +48,8 @@ def test_openapi_document_and_swagger_ui(client):
         "POST /api/v1/tasks/{task_id}/delegate", "POST /api/v1/tasks/{task_id}/complete",
         "GET /api/v1/processes", "GET /api/v1/processes/{process_id}/versions/{n}/bpmn",
         "GET /api/v1/units", "GET /api/v1/me", "GET /api/v1/track/{case_no}",
+        "GET /api/v1/supervision/overdue", "POST /api/v1/supervision/{record_id}/note",
+        "POST /api/v1/supervision/{record_id}/close",
     }
     assert spec["paths"]["/healthz"]["get"]["security"] == []
     assert spec["paths"]["/api/v1/track/{case_no}"]["get"]["security"] == []

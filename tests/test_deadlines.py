@@ -11,6 +11,7 @@ from sqlalchemy import select
 from engine import cases
 from engine.errors import CaseError
 from engine.models import Outbox
+from engine.access import Caller
 from engine.supervision import close_supervision, list_supervisions, note_supervision
 from engine.timer_models import CaseTimer
 from tests.support import Driver
@@ -21,6 +22,13 @@ SH = ZoneInfo("Asia/Shanghai")
 
 def local(y, m, d, h=17, mi=30):
     return datetime(y, m, d, h, mi, tzinfo=SH).astimezone(timezone.utc)
+
+
+SUPERVISOR = Caller("jgzx_supervisor", "监管员", "YC-JGZX", "supervision_centre", frozenset({"supervisor"}))
+
+
+def open_records(rt):
+    return list_supervisions(rt, SUPERVISOR)["items"]
 
 
 def run_timers(rt):
@@ -63,12 +71,12 @@ def test_yellow_then_red_then_supervision(rt, clock):
     with rt.db.read() as s:
         texts = [o.message for o in s.scalars(select(Outbox))]
     assert any("黄灯预警" in t for t in texts)
-    assert list_supervisions(rt) == []
+    assert open_records(rt) == []
 
     clock.set(local(2025, 3, 5, 9, 0))
     run_timers(rt)
     assert fired(rt, d.case["case_no"])[-1] == ("due_sign_for", "due")
-    records = list_supervisions(rt)
+    records = open_records(rt)
     assert len(records) == 1
     rec = records[0]
     assert rec["step"] == "sign_for" and rec["unit"] == "YC-CGJ" and rec["status"] == "open"
@@ -76,13 +84,13 @@ def test_yellow_then_red_then_supervision(rt, clock):
     with rt.db.read() as s:
         assert any("红灯督办" in o.message for o in s.scalars(select(Outbox)))
 
-    note_supervision(rt, rec["id"], "已电话督促城管局", "supervisor")
+    note_supervision(rt, SUPERVISOR, rec["id"], "已电话督促城管局")
     with pytest.raises(CaseError):
-        close_supervision(rt, rec["id"], "supervisor")  # the step is not done yet
+        close_supervision(rt, SUPERVISOR, rec["id"])  # the step is not done yet
     d.do("sign_for", responsible_section="执法一科", responsible_person="李四")
-    closed = close_supervision(rt, rec["id"], "supervisor", "已签收")
+    closed = close_supervision(rt, SUPERVISOR, rec["id"], "已签收")
     assert closed["status"] == "closed" and "已电话督促" in closed["note"]
-    assert list_supervisions(rt) == []
+    assert open_records(rt) == []
 
 
 def test_a_case_left_alone_climbs_the_ladder_to_the_joint_meeting(rt, clock):

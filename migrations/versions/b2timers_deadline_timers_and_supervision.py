@@ -19,6 +19,9 @@ depends_on = None
 
 
 def upgrade():
+    with op.batch_alter_table('case_task', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('due_estimated', sa.Boolean(), nullable=True))
+
     op.create_table('case_timer',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -62,5 +65,7 @@ def upgrade():
 
 
 def downgrade():
+    with op.batch_alter_table('case_task', schema=None) as batch_op:
+        batch_op.drop_column('due_estimated')
     op.drop_table('supervision')
     op.drop_table('case_timer')
