@@ -1,7 +1,8 @@
 """Talk to the real app as the demo users, and drive cases over HTTP, each step by its own role."""
 from __future__ import annotations
 
-COMMUNITY = "XL-XLJD-YJP"
+from tests.support import COMMUNITY, intake
+
 PHONE, ID_NO = "13812345678", "420502198001011234"
 MASKED_PHONE, MASKED_ID_NO = "138****5678", "420***********1234"
 
@@ -18,14 +19,8 @@ STEPS = {
 
 
 def intake_body(**overrides) -> dict:
-    body = {
-        "title": "楼上漏水纠纷",
-        "description": "居民反映楼上住户装修导致漏水，协商未果。",
-        "category": "urban_management",
-        "channel": "walk_in",
-        "reporter": {"name": "张三", "phone": PHONE, "id_no": ID_NO},
-        "location": {"address": "西陵区云集路12号", "grid": "YJP-03"},
-    }
+    """The engine tests' intake form, without the community: over HTTP it is the caller's own."""
+    body = {k: v for k, v in intake().items() if k != "community"}
     body.update(overrides)
     return body
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from engine import cases
 from engine.errors import CaseError
-from engine.models import Outbox
+from engine.models import CaseEvent, Outbox
 from engine.access import Caller
 from engine.supervision import close_supervision, list_supervisions, note_supervision
 from engine.timer_models import CaseTimer
@@ -18,6 +18,7 @@ from tests.support import Driver
 from timers import TimerService
 
 SH = ZoneInfo("Asia/Shanghai")
+T0_LOCAL = datetime(2025, 3, 3, 9, 0, tzinfo=SH)
 
 
 def local(y, m, d, h=17, mi=30):
@@ -55,6 +56,11 @@ def test_every_step_gets_its_working_day_deadline(rt, clock):
     assert d.open["due_at"] == local(2025, 3, 6).isoformat()   # evaluation: 3
     with rt.db.read() as s:
         assert {t.kind for t in s.scalars(select(CaseTimer))} == {"warn", "due"}
+    d.do("evaluate", rating="dissatisfied")
+    assert d.open["due_at"] == local(2025, 3, 6).isoformat()   # supervision review: 3
+    d.do("review", instructions="返工")
+    assert d.open["due_at"] == local(2025, 3, 14).isoformat()  # handling again: a fresh 9 days
+    d.handle_again()
     d.do("evaluate", rating="satisfied")
     with rt.db.read() as s:
         assert s.scalars(select(CaseTimer)).all() == []  # a closed case waits for nothing
@@ -141,18 +147,25 @@ def test_completing_a_step_cancels_its_timers(rt, clock):
 
 
 def test_timers_that_came_due_while_stopped_fire_in_due_order(rt, clock):
-    nos = []
-    for _ in range(3):
-        nos.append(Driver.start(rt).case["case_no"])
-        clock.advance(hours=5)
+    # Created in the reverse order of their deadlines, so due order is not creation order.
+    for days in (2, 1, 0):
+        clock.set(T0_LOCAL + timedelta(days=days))
+        Driver.start(rt)
     clock.set(local(2025, 3, 20))
     run_timers(rt)
-    firings = []
-    for no in nos:
-        for e in cases.case_events(rt, no):
-            if e["type"] == "timer_fired":
-                firings.append((e["payload"]["due_at"], e["seq"], no))
-    assert len(firings) >= 6
+    with rt.db.read() as s:
+        rows = s.execute(select(CaseEvent.case_id, CaseEvent.payload).where(CaseEvent.type == "timer_fired")
+                         .order_by(CaseEvent.id)).all()
+    assert len(rows) >= 6
+    earliest, order = {}, []
+    for case_id, payload in rows:
+        due = datetime.fromisoformat(payload["due_at"])
+        if case_id not in earliest:
+            order.append(case_id)
+        earliest[case_id] = min(due, earliest.get(case_id, due))
+    # The cases were taken in the order their timers fell due (a case fires all its due timers at once).
+    assert [earliest[c] for c in order] == sorted(earliest[c] for c in order)
+    assert order == sorted(order, reverse=True)
     with rt.db.read() as s:
         assert all(t.due_at > clock.now() for t in s.scalars(select(CaseTimer)))
 
