@@ -20,7 +20,7 @@ from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnviron
 from SpiffWorkflow.spiff.parser import SpiffBpmnParser
 from SpiffWorkflow.util.task import TaskState
 
-from engine import sandbox
+from engine import sandbox, sandbox_guards
 from engine.sandbox import (
     SAFE_BUILTINS,
     SandboxEnvironment,
@@ -470,12 +470,12 @@ def test_scripts_cannot_grow_data_without_bound():
 
 def test_operation_budget_and_time_limit(monkeypatch):
     env = SandboxEnvironment()
-    monkeypatch.setattr(sandbox, "OPERATION_BUDGET", 10_000)
+    monkeypatch.setattr(sandbox_guards, "OPERATION_BUDGET", 10_000)
     with pytest.raises(SandboxLimitExceeded, match="operation budget"):
         env.execute("n = 0\nfor i in range(100000):\n    n += 1", {})
     env.execute("n = 0\nfor i in range(1000):\n    n += 1", {})  # a fresh budget per run
-    monkeypatch.setattr(sandbox, "OPERATION_BUDGET", 10 ** 12)
-    monkeypatch.setattr(sandbox, "TIME_LIMIT_SECONDS", 0.05)
+    monkeypatch.setattr(sandbox_guards, "OPERATION_BUDGET", 10 ** 12)
+    monkeypatch.setattr(sandbox_guards, "TIME_LIMIT_SECONDS", 0.05)
     with pytest.raises(SandboxLimitExceeded, match="time limit"):
         env.execute("for i in range(10 ** 6):\n    for j in range(10 ** 6):\n        pass", {})
 
