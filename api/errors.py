@@ -23,6 +23,7 @@ LOCATIONS = ("json", "query", "querystring", "path", "view_args", "headers", "fo
 MESSAGES = {
     400: ("malformed_request", "the request body is not valid JSON"),
     422: ("invalid_input", "the request has invalid fields"),
+    413: ("too_large", "the request body is larger than the server accepts"),
 }
 
 

@@ -155,3 +155,12 @@ def require_intake(tables, caller: Caller, community: str | None) -> str:
 def require_writer(caller: Caller) -> None:
     if caller.roles <= READ_ONLY_ROLES:  # no roles at all is read-only too
         raise Forbidden(f"{caller.username} has read-only access")
+
+
+DESIGNER_ROLES = frozenset({"designer"})
+
+
+def require_designer(caller: Caller) -> None:
+    """Validating and deploying process definitions is the process designer's."""
+    if not caller.roles & DESIGNER_ROLES:
+        raise Forbidden(f"{caller.username} is not a process designer")

@@ -12,19 +12,19 @@ they are immutable, so the cache never needs invalidating.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lxml import etree
-from sqlalchemy import func, select
-from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
-from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.parser import VALIDATOR, SpiffBpmnParser
+from sqlalchemy import func, select
 
 from engine import clock
 from engine.errors import DefinitionInvalid, DefinitionNotFound
 from engine.forms import FormField, parse_form
+from engine.lint import lint_bpmn
 from engine.models import ProcessDefinition
 from engine.sandbox import check_source
 from engine.serializer import SERIALIZER_VERSION, spec_from_json, spec_to_json
@@ -36,6 +36,8 @@ NS = {
     "dmn": "https://www.omg.org/spec/DMN/20191111/MODEL/",
 }
 MAX_FILE_BYTES = 2 * 1024 * 1024
+PROCESS_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$")
+MAX_NAME = 200
 STEP_LIMIT_EXTRA = ("handling",)
 
 # Where expressions hide in a BPMN file: (xpath, mode).
@@ -130,10 +132,11 @@ def task_metas(spec, subprocess_specs: dict) -> dict[str, TaskMeta]:
 class Definitions:
     """Parses, checks, stores and caches process definitions."""
 
-    def __init__(self, tables, handler_names, function_names):
+    def __init__(self, tables, handler_names, function_names, functions: dict | None = None):
         self.tables = tables
         self.handler_names = set(handler_names)
         self.function_names = set(function_names)
+        self.functions = dict(functions or {})  # to evaluate timer expressions when checking
         self._cache: dict[int, LoadedDefinition] = {}
         self._lock = threading.Lock()
 
@@ -215,19 +218,18 @@ class Definitions:
         parser = SpiffBpmnParser(validator=VALIDATOR)
         roots, lines, texts = {}, {}, {}
         for name, data in sorted(sources.items()):
-            if len(data) > MAX_FILE_BYTES:
-                problems.append(problem(name, None, f"file is larger than {MAX_FILE_BYTES} bytes"))
-                continue
-            try:
-                root = etree.fromstring(data, parser=safe_xml_parser())
-            except etree.XMLSyntaxError as exc:
-                problems.append(problem(name, None, f"not well-formed XML: {exc}", getattr(exc, "lineno", None)))
+            root = _read_xml(name, data, problems)
+            if root is None:
                 continue
             if root.xpath("//dmn:decision", namespaces=NS) or name.endswith(".dmn"):
+                if not name.endswith(".dmn"):
+                    problems.append(problem(name, None, "a DMN decision file named like a BPMN file",
+                                            fix="name decision tables *.dmn"))
+                    continue
                 problems.extend(self.check_xml(root, name))
                 try:
                     parser.add_dmn_xml(root, filename=name)
-                except (ValidationException, SpiffWorkflowException, etree.LxmlError) as exc:
+                except Exception as exc:  # noqa: BLE001 - any file gets a verdict, never a traceback
                     problems.append(_spiff_problem(name, exc))
                 continue
             roots[name] = root
@@ -237,8 +239,12 @@ class Definitions:
                     lines.setdefault(node.get("id"), node.sourceline)
             problems.extend(self.check_xml(root, name))
             try:
+                problems.extend(lint_bpmn(root, name, self.tables, self.functions))
+            except Exception as exc:  # noqa: BLE001 - a lint bug must not hide the file's other problems
+                problems.append(problem(name, None, f"could not check the diagram: {type(exc).__name__}: {exc}"))
+            try:
                 parser.add_bpmn_xml(root, filename=name)
-            except (ValidationException, SpiffWorkflowException, etree.LxmlError) as exc:
+            except Exception as exc:  # noqa: BLE001
                 problems.append(_spiff_problem(name, exc))
         parsed = []
         for pid in parser.get_process_ids():
@@ -249,10 +255,15 @@ class Definitions:
             try:
                 spec = parser.get_spec(pid)
                 subs = parser.get_subprocess_specs(pid)
-            except (ValidationException, SpiffWorkflowException) as exc:
+            except Exception as exc:  # noqa: BLE001 - foreign modellers' files break the parser in many ways
                 problems.append(_spiff_problem(source_name, exc))
                 continue
             problems.extend(self.check_spec(spec, subs, source_name, lines))
+            if not PROCESS_ID.match(pid) or len(spec.description or "") > MAX_NAME:
+                problems.append(problem(source_name, pid, "process id or name is too long or has odd characters",
+                                        lines.get(pid), f"use an id of letters, digits, '_', '.', '-' (at most 100) "
+                                                        f"and a name of at most {MAX_NAME} characters"))
+                continue
             digest = hashlib.sha256(texts[source_name])
             for sub_id in sorted(subs):
                 sub_parser = parser.get_process_parser(sub_id)
@@ -315,6 +326,43 @@ class Definitions:
         loaded = LoadedDefinition(row.id, row.process_id, row.version, row.name, spec, subs, task_metas(spec, subs))
         with self._lock:
             return self._cache.setdefault(row.id, loaded)
+
+
+def _read_xml(name: str, data: bytes, problems: list[dict]):
+    """The parsed root of one source, or None with the reason appended to `problems`."""
+    if not isinstance(data, bytes) or not data.strip():
+        problems.append(problem(name, None, "the file is empty", fix="upload a BPMN 2.0 XML file"))
+        return None
+    if len(data) > MAX_FILE_BYTES:
+        problems.append(problem(name, None, f"file is larger than {MAX_FILE_BYTES} bytes",
+                                fix="split the diagram or remove embedded images"))
+        return None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problems.append(problem(name, None, f"not UTF-8 text (byte {exc.start})", fix="save the file as UTF-8"))
+        return None
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:  # refused before parsing: nothing is expanded or fetched
+        problems.append(problem(name, None, "DOCTYPE declarations (entities, external DTDs) are refused", 1,
+                                "remove the <!DOCTYPE ...> declaration"))
+        return None
+    try:
+        root = etree.fromstring(data, parser=safe_xml_parser())
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        problems.append(problem(name, None, f"not well-formed XML: {exc}", getattr(exc, "lineno", None),
+                                "export the diagram again as BPMN 2.0 XML"))
+        return None
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        problems.append(problem(name, None, "DOCTYPE declarations (entities, external DTDs) are refused", 1,
+                                "remove the <!DOCTYPE ...> declaration"))
+        return None
+    qname = etree.QName(root)
+    if qname.localname != "definitions" or not (qname.namespace == NS["bpmn"] or "DMN" in (qname.namespace or "")):
+        problems.append(problem(name, None, f"not a BPMN 2.0 or DMN file (root element {root.tag!r})",
+                                root.sourceline, "export the diagram as BPMN 2.0 XML"))
+        return None
+    return root
 
 
 def _spiff_problem(name: str, exc: Exception) -> dict:

@@ -38,7 +38,7 @@ def build_runtime(engine: Engine, processes_dir: Path, handlers: dict, tz: str =
     tables = load_tables(processes_dir)
     calendar = load_calendar(processes_dir, tz)
     functions = {**sandbox_functions(calendar), **deadline_functions(calendar, tables.time_limits)}
-    definitions = Definitions(tables, handlers.keys(), functions.keys())
+    definitions = Definitions(tables, handlers.keys(), functions.keys(), functions)
     return Runtime(
         db=Database(engine), definitions=definitions, tables=tables, handlers=dict(handlers),
         calendar=calendar, functions=functions, processes_dir=processes_dir, tz=ZoneInfo(tz),
