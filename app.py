@@ -46,7 +46,8 @@ def _config_from_env(app: Flask) -> dict:
 def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    app.config.from_mapping(SECRET_KEY=os.environ.get("SECRET_KEY", "dev"), JSON_AS_ASCII=False)
+    app.config.from_mapping(SECRET_KEY=os.environ.get("SECRET_KEY", "dev"))
+    app.json.ensure_ascii = False  # Chinese names and texts readable in every response
     app.config.update(_config_from_env(app))
     if config:
         app.config.update(config)
@@ -76,6 +77,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.cli.add_command(timers_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(seed_cli)
+    app.cli.add_command(audit_cli)
     return app
 
 
@@ -109,16 +111,22 @@ def _print_problems(problems: list[dict]) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @with_appcontext
 def validate_command(paths):
-    """Check BPMN/DMN files (default: the processes directory); exit 1 on any problem."""
+    """Check BPMN/DMN files (default: the processes directory): each file's verdict; exit 1 on any problem."""
     from engine.definitions import read_sources
-    from engine.processes import validate_sources
+    from engine.processes import validate_files
 
     rt = runtime_of(current_app)
     sources = read_sources(paths or [rt.processes_dir])
-    problems = validate_sources(rt, sources)
-    if problems:
-        _print_problems(problems)
-        _fail(f"{len(problems)} problem(s) in {len(sources)} file(s)")
+    if not sources:
+        _fail("no .bpmn or .dmn file found")
+    verdict = validate_files(rt, sources)
+    for entry in verdict["files"]:
+        count = len(entry["problems"])
+        click.echo(f"{entry['file']}: {f'{count} problem(s)' if count else 'OK'}")
+        _print_problems(entry["problems"])
+    bad = sum(1 for entry in verdict["files"] if entry["problems"])
+    if bad:
+        _fail(f"{bad} of {len(sources)} file(s) have problems")
     click.echo(f"{len(sources)} file(s) valid")
 
 
@@ -148,6 +156,31 @@ def list_command():
 
     for r in list_definitions(runtime_of(current_app)):
         click.echo(f"{r['process_id']} v{r['version']} {r['sha256'][:12]} {r['deployed_at']} by {r['deployed_by']}")
+
+
+@processes_cli.command("diff")
+@click.argument("process_id")
+@click.argument("old", type=int)
+@click.argument("new", type=int)
+@with_appcontext
+def diff_command(process_id, old, new):
+    """Name the elements added, removed and changed between two versions of a process."""
+    from engine.errors import DefinitionNotFound
+    from engine.processes import diff_versions
+
+    try:
+        d = diff_versions(runtime_of(current_app), process_id, old, new)
+    except DefinitionNotFound as exc:
+        _fail(exc.message)
+    for sign, key in (("+", "added"), ("-", "removed")):
+        for e in d[key]:
+            click.echo(f"{sign} {e['element']} ({e['type']}{', ' + e['name'] if e['name'] else ''})")
+    for e in d["changed"]:
+        click.echo(f"~ {e['element']} ({e['type']})")
+        for c in e["changes"]:
+            click.echo(f"    {c['field']}: {c['from']!r} -> {c['to']!r}")
+    if not any(d[k] for k in ("added", "removed", "changed")):
+        click.echo(f"{process_id} v{old} and v{new} have the same elements")
 
 
 @click.command("serve")
@@ -336,3 +369,72 @@ def seed_demo_command(print_tokens, token_file):
         click.echo("no tokens issued (every demo user exists); --print-tokens rotates them", err=True)
     elif issued:
         click.echo(lines, nl=False)
+
+
+# -- audit: replay, verify, migrate (thin: each command calls one service function) -------
+
+audit_cli = AppGroup("audit", help="Replay and verify case logs; migrate running cases to another version.")
+
+
+@audit_cli.command("replay")
+@click.argument("case_no")
+@click.option("--until", type=int, default=None, help="Stop after event N and show the state then.")
+@with_appcontext
+def audit_replay_command(case_no, until):
+    """Rebuild a case from its definition version and events alone; exit 1 if it diverges."""
+    from engine.audit import replay_case
+
+    result = _service(replay_case, runtime_of(current_app), case_no, until=until)
+    for s in result["steps"]:
+        where = f" {s['element']}" + (f" [{s['lane']}]" if s["lane"] else "") if s["element"] else ""
+        data = f" {s['payload']}" if s["payload"] else ""
+        click.echo(f"{s['seq']:4} {s['at']} {s['actor']:20} {s['type']}{where}{data}")
+    if "as_of" in result:
+        as_of = result["as_of"]
+        click.echo(f"as of event {as_of['seq']}: open " + (", ".join(
+            f"{t['element']} ({t['assignee'] or 'unclaimed'})" for t in as_of["open_tasks"]) or "none")
+            + "; waiting " + (", ".join(f"{t['element']} {t['due_at']}" for t in as_of["waiting_timers"]) or "none")
+            + f"; deadlines fired {len(as_of['deadlines_fired'])}")
+    click.echo(f"{result['case_no']}: {result['verdict']}")
+    if not result["consistent"]:
+        raise SystemExit(1)
+
+
+@audit_cli.command("verify")
+@click.argument("case_nos", nargs=-1)
+@click.option("--all", "all_cases", is_flag=True, help="Verify every case.")
+@with_appcontext
+def audit_verify_command(case_nos, all_cases):
+    """Check each case's hash chain, stored state and replay; exit 1 naming the case and event on any mismatch."""
+    import time
+
+    from engine.audit import verify_cases
+
+    if not case_nos and not all_cases:
+        _fail("name one or more cases, or --all")
+    started = time.perf_counter()
+    result = _service(verify_cases, runtime_of(current_app), None if all_cases else list(case_nos))
+    elapsed = time.perf_counter() - started
+    for r in result["results"]:
+        click.echo(f"{r['case_no']}: event {r['seq']}: {r['problem']}", err=True)
+    click.echo(f"{result['checked']} case(s) verified in {elapsed:.2f}s, {result['failed']} failed")
+    if result["failed"]:
+        raise SystemExit(1)
+
+
+@audit_cli.command("migrate")
+@click.argument("case_nos", nargs=-1, required=True)
+@click.option("--to-version", type=int, required=True, help="The version of the case's process to move to.")
+@click.option("--dry-run", is_flag=True, help="Only replay each case on the new version and report.")
+@click.option("--actor", default="cli", help="Who migrates (recorded in the case_migrated event).")
+@with_appcontext
+def audit_migrate_command(case_nos, to_version, dry_run, actor):
+    """Move running cases to another version after replaying their history on it; exit 1 if any is refused."""
+    from engine.audit import migrate_cases
+
+    results = _service(migrate_cases, runtime_of(current_app), list(case_nos), to_version, dry_run, actor)
+    for r in results:
+        reason = f": {r['reason']}" if r["reason"] else ""
+        click.echo(f"{r['case_no']} v{r['from']} -> v{r['to']}: {r['outcome']}{reason}")
+    if any(r["outcome"] == "refused" for r in results):
+        raise SystemExit(1)

@@ -27,6 +27,9 @@ DEFAULTS = {
 }
 
 
+MAX_CONTENT_LENGTH = 4 * 1024 * 1024  # uploads of BPMN files (2 MB each at most); JSON bodies are far smaller
+
+
 class DisputeApi(Api):
     """flask-smorest's Api, documenting and producing this application's one error body."""
 
@@ -37,14 +40,16 @@ class DisputeApi(Api):
 
 
 def init_app(app):
-    from api import cases, comments, errors, health, processes, supervision, tasks, track, units
+    from api import audit, cases, comments, errors, health, processes, supervision, tasks, track, units
 
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
+    if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's default is None: no limit at all
+        app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
     api = DisputeApi(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer",
                                                        "description": "an API token from `flask users token`"})
-    for module in (health, cases, comments, tasks, processes, supervision, units, track):
+    for module in (health, cases, audit, comments, tasks, processes, supervision, units, track):
         api.register_blueprint(module.blp)
     errors.init_app(app)
     app.extensions["dispute_api"] = api

@@ -141,7 +141,7 @@ def start_case(rt, intake: dict, actor: str | None = None, *, user=None) -> dict
         op = CaseOperation(rt, session, case, actor, definition, workflow=workflow)
         op.seed(initial)
         op.event("case_started", payload={"definition": f"{definition.process_id}:{definition.version}",
-                                          "intake": data})
+                                          "intake": data, "data": initial})
         op.run_engine()
         op.finish()
         return case_view(session, case, include_tasks=True, open_rows=op.open_task_rows())

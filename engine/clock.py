@@ -47,14 +47,16 @@ class ManualClock(Clock):
 
 
 _current: Clock = Clock()
+# A clock for this thread only (a replay), overriding the process-wide one for its duration.
+_local = threading.local()
 
 
 def get_clock() -> Clock:
-    return _current
+    return getattr(_local, "clock", None) or _current
 
 
 def now() -> datetime:
-    return _current.now()
+    return get_clock().now()
 
 
 def set_clock(clock: Clock) -> Clock:
@@ -74,12 +76,24 @@ def using_clock(clock: Clock):
         set_clock(previous)
 
 
+@contextlib.contextmanager
+def thread_clock(clock: Clock):
+    """Install `clock` for the calling thread only (replays run beside live operations)."""
+    _patch_spiff_timer_module()
+    previous = getattr(_local, "clock", None)
+    _local.clock = clock
+    try:
+        yield clock
+    finally:
+        _local.clock = previous
+
+
 class _ClockedDatetime(datetime):
     """Stands in for `datetime` inside SpiffWorkflow's timer module: its now() reads our clock."""
 
     @classmethod
     def now(cls, tz=None):
-        instant = _current.now()
+        instant = now()
         return instant.astimezone(tz) if tz is not None else instant.astimezone().replace(tzinfo=None)
 
 

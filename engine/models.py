@@ -140,7 +140,10 @@ class CaseTask(Base):
 
 
 class CaseEvent(Base):
-    """Append-only, ordered per case: what happened, who did it, when, with which data."""
+    """Append-only, ordered per case: what happened, who did it, when, with which data.
+
+    Never updated or deleted by the application; on PostgreSQL a trigger refuses both.
+    """
 
     __tablename__ = "case_event"
     __table_args__ = (UniqueConstraint("case_id", "seq", name="uq_case_event_seq"),)
@@ -156,6 +159,11 @@ class CaseEvent(Base):
     lane: Mapped[str | None] = mapped_column(String(100))
     payload: Mapped[dict | None] = mapped_column(JSON)
     definition_version: Mapped[int] = mapped_column(Integer)
+    # The audit chain (engine.ledger): the first seq of the operation that wrote the event, the
+    # workflow's state digest after it, and sha256 over the previous hash and this event.
+    op_seq: Mapped[int | None] = mapped_column(Integer)
+    state_digest: Mapped[bytes | None] = mapped_column(LargeBinary)
+    hash: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Outbox(Base):

@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import uuid
 
-from sqlalchemy import insert
-
 from SpiffWorkflow import TaskState
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
@@ -25,7 +23,8 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from engine import clock
 from engine.compaction import compact
 from engine.errors import CaseError, EngineError, HandlerFailed
-from engine.models import Case, CaseEvent, CaseTask, Outbox
+from engine.ledger import append_events, state_digest
+from engine.models import Case, CaseTask, Outbox
 from engine.sandbox import SandboxScriptEngine, SandboxEnvironment
 from engine.serializer import SERIALIZER_VERSION, dump_workflow, load_workflow
 from engine.status import CaseStatus, TaskRowState
@@ -189,13 +188,19 @@ class CaseOperation:
         if handler is None:
             raise _HandlerError(operation_name, LookupError("no such handler is registered"))
         params = {k: v.get("value") if isinstance(v, dict) else v for k, v in (operation_params or {}).items()}
+        before = dict(data)
         try:
             result = handler(self.ctx, params, data)
             encoded = json.dumps(result, ensure_ascii=False, default=str)
         except Exception as exc:  # any handler failure becomes a case error naming the element
             raise _HandlerError(operation_name, exc) from exc
         task = self.script_engine.current_task
-        self.event("service_called", task=task, payload={"handler": operation_name, "result": json.loads(encoded)})
+        payload = {"handler": operation_name, "result": json.loads(encoded)}
+        # What the handler wrote into the task data: a replay applies it instead of running the handler.
+        delta = {k: v for k, v in data.items() if k not in before or before[k] != v}
+        if delta:
+            payload["data"] = delta
+        self.event("service_called", task=task, payload=payload)
         return encoded
 
     # -- recording --------------------------------------------------------------
@@ -235,10 +240,9 @@ class CaseOperation:
         rows = []
         for ev in self.pending_events:
             self.case.last_seq = (self.case.last_seq or 0) + 1
-            rows.append(dict(ev, case_id=self.case.id, seq=self.case.last_seq, at=self.now,
-                             definition_version=self.definition.version))
+            rows.append(dict(ev, seq=self.case.last_seq, at=self.now, definition_version=self.definition.version))
         if rows:
-            self.session.execute(insert(CaseEvent.__table__), rows)
+            append_events(self.session, self.case, rows, state_digest(self.workflow))
         self.pending_events = []
         self.before = after
         self.session.flush()

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, or_, select, update
 
 from engine import access, clock
 from engine.cases import _lock_case, find_task_row, masked_for, task_detail
 from engine.errors import Forbidden, InvalidInput, TaskClaimed, TaskNotFound, TaskNotReady
-from engine.models import Case, CaseEvent, CaseTask, ProcessDefinition
+from engine.ledger import append_events
+from engine.models import Case, CaseTask, ProcessDefinition
 from engine.org import caller_of
 from engine.org_models import AppUser
 from engine.search import aware, page_args, page_view, paginate
@@ -44,9 +45,9 @@ def _append_event(session, case: Case, row: CaseTask, type_: str, actor: str, pa
     seq = session.execute(update(table).where(table.c.id == case.id).values(last_seq=table.c.last_seq + 1)
                           .returning(table.c.last_seq)).scalar_one()
     version = session.scalar(select(ProcessDefinition.version).where(ProcessDefinition.id == case.definition_id))
-    session.execute(insert(CaseEvent).values(
-        case_id=case.id, seq=seq, type=type_, at=clock.now(), actor=actor, task_id=row.id, element=row.bpmn_id,
-        lane=row.lane, payload=payload, definition_version=version))
+    append_events(session, case, [dict(seq=seq, type=type_, at=clock.now(), actor=actor, task_id=row.id,
+                                       element=row.bpmn_id, lane=row.lane, payload=payload,
+                                       definition_version=version)])
     session.expire(case, ["last_seq"])
 
 

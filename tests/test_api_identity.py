@@ -13,6 +13,7 @@ from engine.org_models import ApiToken, AppUser, Unit, UserRole
 PROTECTED = [
     ("get", "/api/v1/cases"), ("post", "/api/v1/cases"), ("get", "/api/v1/cases/2025-000001"),
     ("get", "/api/v1/cases/2025-000001/events"), ("get", "/api/v1/cases/2025-000001/comments"),
+    ("get", "/api/v1/cases/2025-000001/replay"), ("get", "/api/v1/cases/2025-000001/path"),
     ("post", "/api/v1/cases/2025-000001/comments"), ("get", "/api/v1/tasks"),
     ("get", "/api/v1/tasks/00000000-0000-0000-0000-000000000000"),
     ("post", "/api/v1/tasks/00000000-0000-0000-0000-000000000000/claim"),
@@ -20,6 +21,8 @@ PROTECTED = [
     ("post", "/api/v1/tasks/00000000-0000-0000-0000-000000000000/delegate"),
     ("post", "/api/v1/tasks/00000000-0000-0000-0000-000000000000/complete"),
     ("get", "/api/v1/processes"), ("get", "/api/v1/processes/standard_dispute/versions/1/bpmn"),
+    ("post", "/api/v1/processes"), ("post", "/api/v1/processes/validate"),
+    ("get", "/api/v1/processes/standard_dispute/versions"), ("get", "/api/v1/processes/standard_dispute/diff?from=1&to=1"),
     ("get", "/api/v1/units"), ("get", "/api/v1/me"), ("get", "/api/v1/supervision/overdue"),
     ("post", "/api/v1/supervision/1/note"), ("post", "/api/v1/supervision/1/close"),
 ]
@@ -43,10 +46,13 @@ def test_openapi_document_and_swagger_ui(client):
     assert paths == {
         "GET /healthz", "GET /api/v1/cases", "POST /api/v1/cases", "GET /api/v1/cases/{case_no}",
         "GET /api/v1/cases/{case_no}/events", "GET /api/v1/cases/{case_no}/comments",
+        "GET /api/v1/cases/{case_no}/replay", "GET /api/v1/cases/{case_no}/path",
         "POST /api/v1/cases/{case_no}/comments", "GET /api/v1/tasks", "GET /api/v1/tasks/{task_id}",
         "POST /api/v1/tasks/{task_id}/claim", "POST /api/v1/tasks/{task_id}/unclaim",
         "POST /api/v1/tasks/{task_id}/delegate", "POST /api/v1/tasks/{task_id}/complete",
         "GET /api/v1/processes", "GET /api/v1/processes/{process_id}/versions/{n}/bpmn",
+        "POST /api/v1/processes", "POST /api/v1/processes/validate", "GET /api/v1/processes/{process_id}/versions",
+        "GET /api/v1/processes/{process_id}/diff",
         "GET /api/v1/units", "GET /api/v1/me", "GET /api/v1/track/{case_no}",
         "GET /api/v1/supervision/overdue", "POST /api/v1/supervision/{record_id}/note",
         "POST /api/v1/supervision/{record_id}/close",
