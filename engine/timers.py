@@ -76,7 +76,8 @@ def sync_timers(session, case_id: int, before: dict, timers: list[PendingTimer],
     wanted = {t.task_id: t for t in timers}
     gone = [tid for tid in before if tid not in wanted]
     if gone:
-        session.execute(delete(CaseTimer).where(CaseTimer.case_id == case_id, CaseTimer.task_id.in_(gone)))
+        table = CaseTimer.__table__  # core statements: no ORM bookkeeping on the hot path
+        session.execute(delete(table).where(table.c.case_id == case_id, table.c.task_id.in_(gone)))
     new = [t for tid, t in wanted.items() if tid not in before]
     if new:
         session.execute(insert(CaseTimer.__table__), [
