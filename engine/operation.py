@@ -27,7 +27,7 @@ from engine.ledger import append_events, state_digest
 from engine.models import Case, CaseTask, Outbox
 from engine.sandbox import SandboxScriptEngine, SandboxEnvironment
 from engine.serializer import SERIALIZER_VERSION, dump_workflow, load_workflow
-from engine.status import CaseStatus, TaskRowState
+from engine.status import CaseStatus, TaskRowState, check_task_transition
 from engine.timer_models import Supervision
 from engine.timers import pending_timers, sync_timers, timer_due
 
@@ -297,8 +297,9 @@ class CaseOperation:
         self.event("task_ready", task=task)
 
     def _task_ended(self, task, state: TaskRowState, actor: str | None = None) -> None:
-        row = self.session.get(CaseTask, str(task.id))
+        row = self._task_row(str(task.id))
         if row is not None:
+            check_task_transition(row.state, state.value)
             row.state = state.value
             row.ended_at = self.now
             row.ended_by = actor

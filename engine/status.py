@@ -20,14 +20,6 @@ class CaseStatus(str, Enum):
     DECIDING = "deciding"        # rework cap reached: the supervision centre rules
     ESCALATED = "escalated"      # on the coordination ladder
     CLOSED = "closed"
-    FAILED = "failed"            # the engine could not go on (see the case's error)
-
-    @property
-    def is_open(self) -> bool:
-        return self not in (CaseStatus.CLOSED,)
-
-
-OPEN_STATUSES = tuple(s.value for s in CaseStatus if s not in (CaseStatus.CLOSED, CaseStatus.FAILED))
 
 
 class TaskRowState(str, Enum):

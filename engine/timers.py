@@ -126,11 +126,6 @@ def release_timers(rt, worker: str, ids: list[int] | None = None) -> int:
         return session.execute(stmt.values(claimed_by=None, lease_until=None)).rowcount
 
 
-def next_due(rt) -> datetime | None:
-    with rt.db.read() as session:
-        return session.scalar(select(CaseTimer.due_at).order_by(CaseTimer.due_at).limit(1))
-
-
 def upcoming_timers(rt, limit: int = 20) -> list[dict]:
     from engine.models import Case
 

@@ -71,7 +71,6 @@ def upgrade():
     sa.Column('rating', sa.String(length=30), nullable=True),
     sa.Column('state', sa.LargeBinary(), nullable=False),
     sa.Column('serializer_version', sa.String(length=40), nullable=False),
-    sa.Column('error', sa.Text(), nullable=True),
     sa.Column('last_seq', sa.Integer(), nullable=False),
     sa.Column('created_by', sa.String(length=100), nullable=False),
     sa.Column('created_at', engine.models.UTCDateTime(timezone=True), nullable=False),
