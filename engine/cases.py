@@ -201,7 +201,7 @@ def task_detail(rt, session, row: CaseTask, case: Case, user=None) -> dict:
     out = task_view(row, definition, case)
     if user is not None:
         ready = row.state == TaskRowState.READY.value
-        out["overdue"] = bool(ready and row.due_at is not None and row.due_at < clock.now())
+        out["overdue"] = out["light"] == "red"
         out["case"] = case_summary(case, masked=masked_for(user, case))
         out["actions"] = access.task_actions(rt.tables, user, row) if ready else []
     return out

@@ -1,5 +1,8 @@
 """Deadlines of steps, offered to BPMN timer expressions, and the traffic light of a task.
 
+The light (red past due, yellow past the warning point, green before) is
+decided here once, in Python for views and in SQL for lists and filters.
+
 `due_at(step, limit_class=None)` and `warn_at(step, limit_class=None)` read the
 one table of time limits (`processes/time_limits.toml`) and count working days
 on the working calendar from the clock's "now": the diagram says *which* limit
@@ -11,8 +14,12 @@ from __future__ import annotations
 from datetime import datetime
 from enum import Enum
 
+from sqlalchemy import and_, or_
+
 from engine import clock
 from engine.calendar import Deadline
+from engine.errors import InvalidInput
+from engine.models import CaseTask
 
 
 class Light(str, Enum):
@@ -29,6 +36,19 @@ def light(due: datetime | None, warn: datetime | None, now: datetime) -> Light |
     if warn is not None and now >= warn:
         return Light.YELLOW
     return Light.GREEN
+
+
+def light_clause(light: str, now):
+    """The same rule as `light`, as SQL over case_task rows (task lists filter on it)."""
+    red = and_(CaseTask.due_at.is_not(None), CaseTask.due_at <= now)
+    yellow = and_(~red, CaseTask.warn_at.is_not(None), CaseTask.warn_at <= now)
+    if light == "red":
+        return red
+    if light == "yellow":
+        return and_(CaseTask.due_at.is_not(None), yellow)
+    if light == "green":
+        return and_(CaseTask.due_at.is_not(None), ~red, or_(CaseTask.warn_at.is_(None), CaseTask.warn_at > now))
+    raise InvalidInput(f"unknown light {light!r}", errors={"light": ["must be one of: green, yellow, red"]})
 
 
 def step_days(time_limits: dict, step: str, limit_class: str | None = None) -> int:

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from sqlalchemy import exists, func, or_, select
 
 from engine import access, clock
+from engine.deadlines import light_clause
 from engine.errors import InvalidInput
 from engine.models import Case, CaseTask
 from engine.status import TaskRowState
@@ -51,7 +52,7 @@ def page_view(items: list, total: int, page: int, per_page: int) -> dict:
 
 def overdue_clause(now: datetime):
     return exists().where(CaseTask.case_id == Case.id, CaseTask.state == TaskRowState.READY.value,
-                          CaseTask.due_at.is_not(None), CaseTask.due_at < now)
+                          light_clause("red", now))
 
 
 def list_cases(rt, user, filters: dict) -> dict:

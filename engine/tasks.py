@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 
 from engine import access, clock
+from engine.deadlines import light_clause
 from engine.cases import _lock_case, find_task_row, masked_for, task_detail
 from engine.errors import Forbidden, InvalidInput, TaskClaimed, TaskNotFound, TaskNotReady
 from engine.ledger import append_events
@@ -120,19 +121,6 @@ def delegate_task(rt, task_id: str, user, username: str) -> dict:
         return task_detail(rt, session, row, case, user)
 
 
-def light_clause(light: str, now):
-    """SQL for the traffic light of a ready task at `now` (see engine.deadlines.light)."""
-    red = and_(CaseTask.due_at.is_not(None), CaseTask.due_at <= now)
-    yellow = and_(~red, CaseTask.warn_at.is_not(None), CaseTask.warn_at <= now)
-    if light == "red":
-        return red
-    if light == "yellow":
-        return and_(CaseTask.due_at.is_not(None), yellow)
-    if light == "green":
-        return and_(CaseTask.due_at.is_not(None), ~red, or_(CaseTask.warn_at.is_(None), CaseTask.warn_at > now))
-    raise InvalidInput(f"unknown light {light!r}", errors={"light": ["must be one of: green, yellow, red"]})
-
-
 def list_tasks(rt, user, scope: str = "candidate", filters: dict | None = None) -> dict:
     """Ready tasks: the caller's own (`mine`) or those they are a candidate for (`candidate`)."""
     filters = filters or {}
@@ -163,7 +151,7 @@ def list_tasks(rt, user, scope: str = "candidate", filters: dict | None = None) 
         items = []
         for row, case in rows:
             item = task_view(row, None, case)
-            item["overdue"] = row.due_at is not None and row.due_at <= now
+            item["overdue"] = item["light"] == "red"
             item["case"] = case_summary(case, masked=masked_for(user, case))
             items.append(item)
     return page_view(items, total, page, per_page)
