@@ -12,7 +12,7 @@ from marshmallow import Schema, fields, validate
 from api.auth import caller, require_token, runtime
 from api.parsing import Blueprint
 from api.schemas import RequestSchema
-from engine import audit
+from engine.services import audit
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1/cases", description="Audit: replay and path (审计)")
 blp.before_request(require_token)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from flask import current_app, g, request
 
-from engine.access import Caller
-from engine.org import authenticate
+from engine.rules.access import Caller
+from engine.services.org import authenticate
 
 
 def runtime():

@@ -7,9 +7,9 @@ from marshmallow import Schema, fields, validate
 from api.auth import caller, require_token, runtime
 from api.parsing import Blueprint
 from api.schemas import CaseOut, CasePageOut, PageQuery, RequestSchema
-from engine import cases, search
-from engine.intake import IntakeSchema
-from engine.status import CaseStatus
+from engine.rules.intake import IntakeSchema
+from engine.rules.status import CaseStatus
+from engine.services import cases, search
 
 blp = Blueprint("cases", __name__, url_prefix="/api/v1/cases", description="Cases (矛盾纠纷案件)")
 blp.before_request(require_token)

@@ -7,7 +7,7 @@ from marshmallow import Schema, fields, validate
 from api.auth import caller, require_token, runtime
 from api.parsing import Blueprint
 from api.schemas import RequestSchema
-from engine import comments
+from engine.services import comments
 
 blp = Blueprint("comments", __name__, url_prefix="/api/v1/cases", description="Messages on a case (沟通协作)")
 blp.before_request(require_token)

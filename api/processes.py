@@ -15,8 +15,8 @@ from marshmallow import Schema, fields, validate
 
 from api.auth import caller, require_token, runtime
 from api.parsing import Blueprint
-from engine import processes
-from engine.definitions import MAX_FILE_BYTES
+from engine.core.definitions import MAX_FILE_BYTES
+from engine.services import processes
 
 blp = Blueprint("processes", __name__, url_prefix="/api/v1/processes", description="Process definitions")
 blp.before_request(require_token)

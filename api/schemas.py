@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
-from engine.status import CaseStatus
+from engine.rules.status import CaseStatus
 
 MAX_PAGE = 100_000
 

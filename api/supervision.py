@@ -6,7 +6,7 @@ from marshmallow import Schema, fields, validate
 from api.auth import caller, require_token, runtime
 from api.parsing import Blueprint
 from api.schemas import PageQuery, RequestSchema, instant
-from engine import supervision
+from engine.services import supervision
 
 blp = Blueprint("supervision", __name__, url_prefix="/api/v1/supervision",
                 description="Supervision of late steps (红灯督办)")

@@ -6,7 +6,7 @@ from marshmallow import fields, validate
 from api.auth import caller, require_token, runtime
 from api.parsing import Blueprint
 from api.schemas import CaseOut, PageQuery, RequestSchema, TaskDetailOut, TaskPageOut
-from engine import cases, tasks
+from engine.services import cases, tasks
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks", description="User tasks (待办)")
 blp.before_request(require_token)

@@ -6,7 +6,7 @@ from marshmallow import Schema, fields, validate
 from api.auth import runtime
 from api.parsing import Blueprint
 from api.schemas import RequestSchema, instant
-from engine import tracking
+from engine.services import tracking
 
 blp = Blueprint("track", __name__, url_prefix="/api/v1/track", description="Public case tracking (案件查询)")
 

@@ -5,7 +5,7 @@ from marshmallow import Schema, fields
 
 from api.auth import caller, require_token, runtime
 from api.parsing import Blueprint
-from engine import org
+from engine.services import org
 
 blp = Blueprint("units", __name__, url_prefix="/api/v1", description="The organisation and the caller")
 blp.before_request(require_token)

@@ -4,7 +4,7 @@
 
 Creates N standard cases driven through the happy path by the case services
 (on a fresh SQLite file, or the PostgreSQL URL given, in a schema of its own),
-then times `engine.audit.verify_cases(rt)` — the service function behind
+then times `engine.services.audit.verify_cases(rt)` — the service function behind
 `flask audit verify --all`: hash chain, stored-state digest and a strict
 replay of every case — and prints cases verified per second (one process,
 one core) and the time per 1,000 cases.
@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     parser.add_argument("--db-url", default=None, help="default: a fresh SQLite file")
     args = parser.parse_args(argv)
 
-    from engine.audit import verify_cases
+    from engine.services.audit import verify_cases
 
     rt, url, cleanup = make_runtime(args.db_url)
     try:

@@ -33,7 +33,7 @@ def make_runtime(db_url: str | None):
     from flask_migrate import upgrade
 
     from app import create_app, runtime_of
-    from engine.processes import deploy_paths
+    from engine.services.processes import deploy_paths
 
     cleanup = None
     if db_url is None:
@@ -67,7 +67,7 @@ def timed(latencies, fn, *args):
 
 
 def run_case(rt, latencies):
-    from engine import cases
+    from engine.services import cases
     from tests.support import intake
 
     case = timed(latencies, cases.start_case, rt, intake(), "bench")
@@ -86,8 +86,8 @@ def run_case(rt, latencies):
 
 def stored_bytes(rt, n_cases, first_id):
     """Logical bytes of every row a closed case owns (case, tasks, events, outbox)."""
-    from engine.db import json_dumps
-    from engine.models import Case, CaseEvent, CaseTask, Outbox
+    from engine.store.db import json_dumps
+    from engine.store.models import Case, CaseEvent, CaseTask, Outbox
 
     total = 0
     with rt.db.read() as s:
@@ -109,7 +109,7 @@ def stored_bytes(rt, n_cases, first_id):
 
 def aging(rt, loops):
     """Per-step latency of handle/approve/evaluate/review in a fresh case vs after `loops` reworks."""
-    from engine import cases
+    from engine.services import cases
     from tests.support import intake
 
     rt.tables.time_limits["rework"]["max_reworks"] = loops + 10
@@ -145,7 +145,7 @@ def main(argv=None):
     try:
         for _ in range(5):  # warm-up: caches, connections
             run_case(rt, [])
-        from engine.models import Case
+        from engine.store.models import Case
 
         with rt.db.read() as s:  # the event log is append-only: measure past the warm-up cases instead
             first_id = (s.scalar(sa.select(sa.func.max(Case.id))) or 0) + 1

@@ -40,9 +40,9 @@ def _pct(values, p):
 
 
 def template(rt):
-    from engine import cases
-    from engine.models import Case, CaseTask
-    from engine.timer_models import CaseTimer
+    from engine.services import cases
+    from engine.store.models import Case, CaseTask
+    from engine.store.timer_models import CaseTimer
     from tests.support import intake
 
     case = cases.start_case(rt, intake(), "bench")
@@ -78,8 +78,8 @@ def clone_rows(cols, task_cols, timer_cols, i, due: datetime):
 
 def build(rt, pending, burst, steady, window):
     """Insert the pending timers; returns the instant the burst is due (set once the filler is in)."""
-    from engine.models import Case, CaseTask
-    from engine.timer_models import CaseTimer
+    from engine.store.models import Case, CaseTask
+    from engine.store.timer_models import CaseTimer
 
     cols, task_cols, timer_cols = template(rt)
     per_case = len(timer_cols)
@@ -129,8 +129,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     rt, url, cleanup = make_runtime(args.db_url)
-    from engine.models import CaseEvent
-    from engine.timer_models import CaseTimer
+    from engine.store.models import CaseEvent
+    from engine.store.timer_models import CaseTimer
 
     try:
         start_at = build(rt, args.pending, args.burst, args.steady, args.window)

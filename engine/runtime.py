@@ -13,12 +13,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from engine.calendar import WorkingCalendar, load_calendar, sandbox_functions
-from engine.db import Database
-from engine.deadlines import deadline_functions
-from engine.definitions import Definitions
-from engine.tables import Tables, load_tables
-
+from engine.core.definitions import Definitions
+from engine.rules.calendar import WorkingCalendar, load_calendar, sandbox_functions
+from engine.rules.deadlines import deadline_functions
+from engine.rules.tables import Tables, load_tables
+from engine.store.db import Database
 
 
 @dataclass

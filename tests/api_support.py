@@ -1,7 +1,7 @@
 """Talk to the real app as the demo users, and drive cases over HTTP, each step by its own role."""
 from __future__ import annotations
 
-from tests.support import COMMUNITY, intake
+from tests.support import COMMUNITY, intake  # noqa: F401  (re-exported for the API tests)
 
 PHONE, ID_NO = "13812345678", "420502198001011234"
 MASKED_PHONE, MASKED_ID_NO = "138****5678", "420***********1234"

@@ -108,7 +108,7 @@ def clock():
 @pytest.fixture
 def app(db_url, clock):
     from app import create_app, db, runtime_of
-    from engine.processes import deploy_paths
+    from engine.services.processes import deploy_paths
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "TESTING": True})
     deploy_paths(runtime_of(app), None, "tests")
@@ -133,7 +133,7 @@ def client(app):
 def demo(app):
     """The demo organisation and its users (processes/demo_users.toml), seeded: {username: token}."""
     from app import runtime_of
-    from engine.seed import seed_demo
+    from engine.services.seed import seed_demo
 
     return {u["username"]: u["token"] for u in seed_demo(runtime_of(app))["users"]}
 

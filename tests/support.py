@@ -1,7 +1,7 @@
 """A small actions helper: drive cases through the standard procedure in tests."""
 from __future__ import annotations
 
-from engine import cases
+from engine.services import cases
 
 COMMUNITY = "XL-XLJD-YJP"
 

@@ -1,7 +1,7 @@
 """Replay and path over HTTP: auditors replay, anyone who sees a case gets its path; claims join the chain."""
 from __future__ import annotations
 
-from engine import audit
+from engine.services import audit
 
 
 def test_replay_of_a_case_driven_by_each_role_with_claims_and_delegation(api, rt):

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from engine.models import CaseTask
+from engine.store.models import CaseTask
 from tests.api_support import COMMUNITY, PHONE, intake_body
 
 

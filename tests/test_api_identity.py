@@ -6,9 +6,9 @@ import tomllib
 
 from sqlalchemy import func, select
 
-from engine.access import ROLES
-from engine.org import issue_token
-from engine.org_models import ApiToken, AppUser, Unit, UserRole
+from engine.rules.access import ROLES
+from engine.services.org import issue_token
+from engine.store.org_models import ApiToken, AppUser, Unit, UserRole
 
 PROTECTED = [
     ("get", "/api/v1/cases"), ("post", "/api/v1/cases"), ("get", "/api/v1/cases/2025-000001"),

@@ -74,7 +74,7 @@ def test_inside_the_rule_the_reporter_is_shown(api):
 
 
 def test_masks():
-    from engine.views import mask
+    from engine.services.views import mask
 
     assert mask("13812345678") == "138****5678"
     assert mask("420502198001011234") == "420***********1234"

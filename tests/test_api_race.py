@@ -13,8 +13,8 @@ import requests
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from engine import cases
-from engine.models import CaseTask
+from engine.services import cases
+from engine.store.models import CaseTask
 from tests.support import intake
 
 ROUNDS = 50

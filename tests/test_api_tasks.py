@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from engine.models import CaseTask
+from engine.store.models import CaseTask
 
 SIGN_FOR = {"responsible_section": "执法一科", "responsible_person": "李四"}
 

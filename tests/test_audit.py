@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import re
 import zlib
-from types import SimpleNamespace
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import select
 
-from engine import audit, cases
-from engine.ledger import state_digest
-from engine.models import Case, CaseEvent
-from engine.processes import deploy_paths
+from engine.services import audit, cases
+from engine.services.processes import deploy_paths
+from engine.store.ledger import state_digest
+from engine.store.models import Case, CaseEvent
 from tests.support import Driver
 from timers import TimerService
 
@@ -124,7 +124,7 @@ def test_events_are_chained_and_the_stored_state_matches_the_last_digest(rt, clo
         case = s.scalar(select(Case))
         events = s.scalars(select(CaseEvent).order_by(CaseEvent.seq)).all()
         definition = rt.definitions.get(s, case.definition_id)
-        from engine.serializer import load_workflow
+        from engine.core.serializer import load_workflow
         assert state_digest(load_workflow(case.state, definition.spec, definition.subprocess_specs)) \
             == events[-1].state_digest
         assert all(len(e.hash) == 32 and len(e.state_digest) == 32 for e in events)
@@ -286,7 +286,7 @@ def test_a_changed_stored_state_is_detected(rt, clock, tamper):
 
 def test_rehashed_forgery_is_caught_by_the_replay(rt, clock, tamper):
     """An attacker who recomputes the chain after changing submitted data is still caught by the replay."""
-    from engine.ledger import event_hash, genesis
+    from engine.store.ledger import event_hash, genesis
 
     case = closed_case(rt)
     with rt.db.read() as s:

@@ -1,4 +1,4 @@
-"""Tests for engine.calendar: working days under China's holidays and 调休."""
+"""Tests for engine.rules.calendar: working days under China's holidays and 调休."""
 from __future__ import annotations
 
 import logging
@@ -9,14 +9,14 @@ from zoneinfo import ZoneInfo
 import chinese_calendar
 import pytest
 
-from engine.calendar import (
+from engine.clock import ManualClock, using_clock
+from engine.rules.calendar import (
     Deadline,
     WorkingCalendar,
     load_calendar,
     load_time_limits,
     sandbox_functions,
 )
-from engine.clock import ManualClock, using_clock
 
 SH = ZoneInfo("Asia/Shanghai")
 PROCESSES = Path(__file__).resolve().parent.parent / "processes"
@@ -218,7 +218,7 @@ def test_load_calendar_without_file(tmp_path):
 
 def test_2027_falls_back_to_weekends_with_one_warning(caplog):
     cal = WorkingCalendar()
-    with caplog.at_level(logging.WARNING, logger="engine.calendar"):
+    with caplog.at_level(logging.WARNING, logger="engine.rules.calendar"):
         dl = cal.add_working_days(local(2027, 1, 1, 10, 0), 1)  # Friday
         assert dl.at == local(2027, 1, 4, 17, 30)
         assert dl.fallback is True
@@ -226,7 +226,7 @@ def test_2027_falls_back_to_weekends_with_one_warning(caplog):
         assert cal.is_working_day(date(2027, 10, 1))  # weekday, counted although surely a holiday
         assert not cal.is_working_day(date(2027, 10, 2))
         assert not cal.is_covered(date(2027, 10, 2))
-    warnings = [r for r in caplog.records if r.name == "engine.calendar" and r.levelno == logging.WARNING]
+    warnings = [r for r in caplog.records if r.name == "engine.rules.calendar" and r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "2027" in warnings[0].getMessage()
 
@@ -245,7 +245,7 @@ holidays = ["2027-01-01", "2027-02-08"]
 workdays = ["2027-01-09"]
 """)
     cal = WorkingCalendar(overrides_path=path)
-    with caplog.at_level(logging.WARNING, logger="engine.calendar"):
+    with caplog.at_level(logging.WARNING, logger="engine.rules.calendar"):
         assert cal.is_covered(date(2027, 6, 1))
         dl = cal.add_working_days(local(2026, 12, 31, 10, 0), 1)
         assert dl.at == local(2027, 1, 4, 17, 30)  # New Year's Day off
@@ -253,7 +253,7 @@ workdays = ["2027-01-09"]
         assert cal.add_working_days(local(2027, 1, 8, 10, 0), 1).at == local(2027, 1, 9, 17, 30)  # Sat make-up
         assert not cal.is_working_day(date(2027, 2, 8))
         assert not cal.is_working_day(date(2027, 1, 16))  # ordinary Saturday
-    assert not [r for r in caplog.records if r.name == "engine.calendar"]
+    assert not [r for r in caplog.records if r.name == "engine.rules.calendar"]
 
 
 # -- sandbox functions -----------------------------------------------------------

@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from engine import cases
 from engine.errors import CaseError
-from engine.models import CaseEvent, Outbox
-from engine.access import Caller
-from engine.supervision import close_supervision, list_supervisions, note_supervision
-from engine.timer_models import CaseTimer
+from engine.rules.access import Caller
+from engine.services import cases
+from engine.services.supervision import close_supervision, list_supervisions, note_supervision
+from engine.store.models import CaseEvent, Outbox
+from engine.store.timer_models import CaseTimer
 from tests.support import Driver
 from timers import TimerService
 

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from engine.models import Base
+from engine.store import Base
 
 
 def test_migrations_and_models_agree(db_url):

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from engine import cases
 from engine.errors import InvalidForm, InvalidInput, TaskNotReady
-from engine.models import Case, CaseEvent, Outbox
+from engine.services import cases
+from engine.store.models import Case, CaseEvent, Outbox
 from tests.support import COMMUNITY, Driver
 
 

@@ -20,8 +20,8 @@ from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnviron
 from SpiffWorkflow.spiff.parser import SpiffBpmnParser
 from SpiffWorkflow.util.task import TaskState
 
-from engine import sandbox, sandbox_guards
-from engine.sandbox import (
+from engine.core import sandbox, sandbox_guards
+from engine.core.sandbox import (
     SAFE_BUILTINS,
     SandboxEnvironment,
     SandboxLimitExceeded,

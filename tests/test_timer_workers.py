@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from engine import cases
-from engine.models import CaseEvent
-from engine.timer_models import CaseTimer
+from engine.services import cases
+from engine.store.models import CaseEvent
+from engine.store.timer_models import CaseTimer
 from tests.support import Driver
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,11 +6,11 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from engine import cases
-from engine.errors import CaseError, HandlerFailed, StaleVersion, TaskNotReady
-from engine.models import Case, CaseEvent, CaseTask, Outbox
-from engine.processes import deploy_sources, list_definitions
-from engine.serializer import state_json
+from engine.core.serializer import state_json
+from engine.errors import CaseError, HandlerFailed, StaleVersion
+from engine.services import cases
+from engine.services.processes import deploy_sources, list_definitions
+from engine.store.models import Case, CaseEvent, CaseTask, Outbox
 from tests.support import Driver
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.processes import validate_files, validate_sources
+from engine.services.processes import validate_files, validate_sources
 
 HEAD = ('<?xml version="1.0" encoding="UTF-8"?>\n'
         '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
@@ -200,7 +200,7 @@ def test_every_generated_file_gets_a_verdict_and_only_the_good_one_passes(vrt, t
         assert verdict["valid"] is (name == "good.bpmn"), (name, verdict)
         for p in verdict["files"][0]["problems"]:
             assert isinstance(p["reason"], str) and p["reason"] and "Traceback" not in p["reason"]
-    from engine.definitions import read_sources
+    from engine.core.definitions import read_sources
 
     together = validate_files(vrt, read_sources([tmp_path]))
     assert {f["file"] for f in together["files"]} >= set(files)
@@ -234,7 +234,7 @@ def test_cli_validate_lists_each_verdict_and_exits_1_on_a_problem(app, tmp_path)
 
 
 def test_cli_deploy_stores_only_valid_files_and_diff_names_the_changes(app, rt, tmp_path):
-    from engine.processes import list_versions
+    from engine.services.processes import list_versions
 
     runner = app.test_cli_runner()
     (tmp_path / "mini.bpmn").write_bytes(diagram(timer_kind="warn"))

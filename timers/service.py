@@ -4,7 +4,7 @@ APScheduler keeps the time: an interval job refills every `refill_seconds`,
 and a date job per timer due soon wakes at its due instant. Neither fires
 anything itself: they put the timer on a priority queue that `threads`
 firing threads drain by calling the engine's `fire_timer`, one unit of work
-each. Each refill leases, with `engine.timers.claim_timers`:
+each. Each refill leases, with `engine.core.timers.claim_timers`:
 - *fresh* timers, due from `fresh_window` ago up to `horizon` ahead: up to
   `fresh_limit` per due instant keep the top priority, the rest of a burst of
   timers due at one instant (every working day ends at 17:30, and so do most
@@ -34,9 +34,9 @@ from apscheduler.schedulers import base as aps_base
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from engine import clock
-from engine.cases import fire_timer
+from engine.core.timers import claim_timers, release_timers
 from engine.errors import CaseError
-from engine.timers import claim_timers, release_timers
+from engine.services.cases import fire_timer
 
 log = logging.getLogger(__name__)
 

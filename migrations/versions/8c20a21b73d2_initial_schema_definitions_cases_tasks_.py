@@ -8,7 +8,7 @@ Create Date: 2026-11-23 03:09:58.124489
 from alembic import op
 import sqlalchemy as sa
 
-import engine.models
+import engine.store.models
 
 
 # revision identifiers, used by Alembic.
@@ -35,7 +35,7 @@ def upgrade():
     sa.Column('bpmn_xml', sa.Text(), nullable=False),
     sa.Column('spec_json', sa.Text(), nullable=False),
     sa.Column('serializer_version', sa.String(length=40), nullable=False),
-    sa.Column('deployed_at', engine.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('deployed_at', engine.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('deployed_by', sa.String(length=100), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_process_definition')),
     sa.UniqueConstraint('process_id', 'sha256', name='uq_process_definition_sha256'),
@@ -67,15 +67,15 @@ def upgrade():
     sa.Column('time_limit_class', sa.String(length=40), nullable=True),
     sa.Column('reply_text', sa.Text(), nullable=True),
     sa.Column('reply_unit', sa.String(length=50), nullable=True),
-    sa.Column('replied_at', engine.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('replied_at', engine.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('rating', sa.String(length=30), nullable=True),
     sa.Column('state', sa.LargeBinary(), nullable=False),
     sa.Column('serializer_version', sa.String(length=40), nullable=False),
     sa.Column('last_seq', sa.Integer(), nullable=False),
     sa.Column('created_by', sa.String(length=100), nullable=False),
-    sa.Column('created_at', engine.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', engine.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('closed_at', engine.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', engine.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', engine.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', engine.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['definition_id'], ['process_definition.id'], name=op.f('fk_dispute_case_definition_id_process_definition')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_dispute_case')),
@@ -95,7 +95,7 @@ def upgrade():
     sa.Column('case_id', sa.Integer(), nullable=False),
     sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('type', sa.String(length=30), nullable=False),
-    sa.Column('at', engine.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', engine.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('actor', sa.String(length=100), nullable=False),
     sa.Column('task_id', sa.String(length=36), nullable=True),
     sa.Column('element', sa.String(length=100), nullable=True),
@@ -116,11 +116,11 @@ def upgrade():
     sa.Column('unit_code', sa.String(length=50), nullable=True),
     sa.Column('state', sa.String(length=12), nullable=False),
     sa.Column('assignee', sa.String(length=100), nullable=True),
-    sa.Column('created_at', engine.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('ended_at', engine.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', engine.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', engine.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('ended_by', sa.String(length=100), nullable=True),
-    sa.Column('due_at', engine.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('warn_at', engine.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('due_at', engine.store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('warn_at', engine.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['dispute_case.id'], name=op.f('fk_case_task_case_id_dispute_case')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_case_task'))
     )
@@ -138,8 +138,8 @@ def upgrade():
     sa.Column('recipient', sa.String(length=100), nullable=False),
     sa.Column('message', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
-    sa.Column('created_at', engine.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', engine.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', engine.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', engine.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['dispute_case.id'], name=op.f('fk_outbox_case_id_dispute_case')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox'))
     )

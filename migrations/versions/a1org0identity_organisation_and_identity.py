@@ -7,7 +7,7 @@ Create Date: 2026-11-23 03:21:01.491254
 """
 from alembic import op
 import sqlalchemy as sa
-import engine.models  # custom column types (UTCDateTime)
+import engine.store.models  # custom column types (UTCDateTime)
 
 
 # revision identifiers, used by Alembic.
@@ -37,7 +37,7 @@ def upgrade():
     sa.Column('display_name', sa.String(length=100), nullable=False),
     sa.Column('unit_code', sa.String(length=50), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', engine.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', engine.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['unit_code'], ['unit.code'], name=op.f('fk_app_user_unit_code_unit')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_app_user')),
     sa.UniqueConstraint('username', name=op.f('uq_app_user_username'))
@@ -49,8 +49,8 @@ def upgrade():
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
-    sa.Column('created_at', engine.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_used_at', engine.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', engine.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', engine.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('revoked', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], name=op.f('fk_api_token_user_id_app_user'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_token')),
@@ -65,7 +65,7 @@ def upgrade():
     sa.Column('author', sa.String(length=100), nullable=False),
     sa.Column('unit_code', sa.String(length=50), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('created_at', engine.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', engine.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['dispute_case.id'], name=op.f('fk_case_comment_case_id_dispute_case')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_case_comment'))
     )

@@ -8,7 +8,7 @@ Create Date: 2026-11-23 03:20:00
 from alembic import op
 import sqlalchemy as sa
 
-import engine.models
+import engine.store.models
 
 
 # revision identifiers, used by Alembic.
@@ -29,10 +29,10 @@ def upgrade():
     sa.Column('element', sa.String(length=100), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
     sa.Column('attached_task_id', sa.String(length=36), nullable=True),
-    sa.Column('due_at', engine.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('due_at', engine.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('claimed_by', sa.String(length=100), nullable=True),
-    sa.Column('lease_until', engine.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', engine.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('lease_until', engine.store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', engine.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['dispute_case.id'], name=op.f('fk_case_timer_case_id_dispute_case')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_case_timer')),
     sa.UniqueConstraint('case_id', 'task_id', name='uq_case_timer_task'),
@@ -49,11 +49,11 @@ def upgrade():
     sa.Column('step', sa.String(length=100), nullable=False),
     sa.Column('step_name', sa.String(length=200), nullable=False),
     sa.Column('unit_code', sa.String(length=50), nullable=True),
-    sa.Column('due_at', engine.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('opened_at', engine.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('due_at', engine.store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('opened_at', engine.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('note', sa.Text(), nullable=True),
-    sa.Column('closed_at', engine.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('closed_at', engine.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('closed_by', sa.String(length=100), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['dispute_case.id'], name=op.f('fk_supervision_case_id_dispute_case')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_supervision'))

@@ -1,0 +1,87 @@
+"""`flask processes`: validate, deploy, list and diff BPMN process definitions."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask.cli import AppGroup, with_appcontext
+
+from cli import fail, print_problems, runtime
+
+processes_cli = AppGroup("processes", help="Validate and deploy BPMN process definitions.")
+
+
+@processes_cli.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@with_appcontext
+def validate_command(paths):
+    """Check BPMN/DMN files (default: the processes directory): each file's verdict; exit 1 on any problem."""
+    from engine.core.definitions import read_sources
+    from engine.services.processes import validate_files
+
+    rt = runtime()
+    sources = read_sources(paths or [rt.processes_dir])
+    if not sources:
+        fail("no .bpmn or .dmn file found")
+    verdict = validate_files(rt, sources)
+    for entry in verdict["files"]:
+        count = len(entry["problems"])
+        click.echo(f"{entry['file']}: {f'{count} problem(s)' if count else 'OK'}")
+        print_problems(entry["problems"])
+    bad = sum(1 for entry in verdict["files"] if entry["problems"])
+    if bad:
+        fail(f"{bad} of {len(sources)} file(s) have problems")
+    click.echo(f"{len(sources)} file(s) valid")
+
+
+@processes_cli.command("deploy")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--actor", default="cli", help="Who deploys (recorded on each new version).")
+@with_appcontext
+def deploy_command(paths, actor):
+    """Store a new version of every changed process (default: the processes directory)."""
+    from engine.errors import DefinitionInvalid
+    from engine.services.processes import deploy_paths
+
+    try:
+        results = deploy_paths(runtime(), list(paths), actor)
+    except DefinitionInvalid as exc:
+        print_problems(exc.problems)
+        fail(exc.message)
+    for r in results:
+        click.echo(f"{r['process_id']} v{r['version']} {'deployed' if r['new'] else 'unchanged'} ({r['source']})")
+
+
+@processes_cli.command("list")
+@with_appcontext
+def list_command():
+    """List the deployed definitions and their versions."""
+    from engine.services.processes import list_definitions
+
+    for r in list_definitions(runtime()):
+        click.echo(f"{r['process_id']} v{r['version']} {r['sha256'][:12]} {r['deployed_at']} by {r['deployed_by']}")
+
+
+@processes_cli.command("diff")
+@click.argument("process_id")
+@click.argument("old", type=int)
+@click.argument("new", type=int)
+@with_appcontext
+def diff_command(process_id, old, new):
+    """Name the elements added, removed and changed between two versions of a process."""
+    from engine.errors import DefinitionNotFound
+    from engine.services.processes import diff_versions
+
+    try:
+        d = diff_versions(runtime(), process_id, old, new)
+    except DefinitionNotFound as exc:
+        fail(exc.message)
+    for sign, key in (("+", "added"), ("-", "removed")):
+        for e in d[key]:
+            click.echo(f"{sign} {e['element']} ({e['type']}{', ' + e['name'] if e['name'] else ''})")
+    for e in d["changed"]:
+        click.echo(f"~ {e['element']} ({e['type']})")
+        for c in e["changes"]:
+            click.echo(f"    {c['field']}: {c['from']!r} -> {c['to']!r}")
+    if not any(d[k] for k in ("added", "removed", "changed")):
+        click.echo(f"{process_id} v{old} and v{new} have the same elements")

@@ -1,0 +1,350 @@
+"""One operation on one case: the unit of work behind every service function.
+
+`CaseOperation` is used inside a write transaction that already holds the
+case lock. It restores the workflow from the stored state and the cached
+spec, installs the sandboxed script engine (never serialized, so set after
+every load), lets the caller act, runs engine steps, and then records what
+changed: events for every task that became ready, completed or was cancelled
+(predicted MAYBE/LIKELY/FUTURE states are never events), the task-list
+projection, the case status and level, and the new state. If anything raises,
+the transaction rolls back and the in-memory workflow is simply dropped.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+
+from SpiffWorkflow import TaskState
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
+
+from engine import clock
+from engine.core.compaction import compact
+from engine.core.sandbox import SandboxEnvironment, SandboxScriptEngine
+from engine.core.serializer import SERIALIZER_VERSION, dump_workflow, load_workflow
+from engine.core.timers import pending_timers, sync_timers, timer_due
+from engine.errors import CaseError, EngineError, HandlerFailed
+from engine.rules.status import CaseStatus, TaskRowState, check_task_transition
+from engine.store.ledger import append_events, state_digest
+from engine.store.models import Case, CaseTask, Outbox
+from engine.store.timer_models import Supervision
+
+RECORDED = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.COMPLETED \
+    | TaskState.ERROR | TaskState.CANCELLED
+
+
+class HandlerContext:
+    """What a service-task handler may touch: the case record, the tables, the clock, the outbox."""
+
+    def __init__(self, op: "CaseOperation"):
+        self._op = op
+        self.case = op.case
+        self.tables = op.rt.tables
+        self.calendar = op.rt.calendar
+        self.now = op.now
+
+    def trigger(self) -> dict:
+        """The step whose boundary timer led to the running service task (yellow and red lights)."""
+        task = self._op.script_engine.current_task
+        while task is not None and not isinstance(getattr(task.task_spec, "event_definition", None),
+                                                  TimerEventDefinition):
+            task = task.parent
+        if task is None:
+            return {}
+        step = None
+        for sibling in task.parent.children if task.parent is not None else []:
+            if sibling is not task and getattr(sibling.task_spec, "manual", False):
+                step = sibling
+        props = (getattr(task.task_spec, "extensions", None) or {}).get("properties", {})
+        out = {"timer": task.task_spec.bpmn_id, "kind": props.get("timer_kind"),
+               "due_at": timer_due(task)}
+        if step is not None:
+            row = self._op._task_row(str(step.id))
+            out.update(step_task_id=str(step.id), step=step.task_spec.bpmn_id,
+                       step_name=step.task_spec.bpmn_name or step.task_spec.bpmn_id,
+                       unit=row.unit_code if row else None, assignee=row.assignee if row else None)
+        return out
+
+    def open_supervision(self, trigger: dict) -> int:
+        record = Supervision(case_id=self.case.id, task_id=trigger.get("step_task_id"),
+                             step=trigger.get("step") or trigger.get("timer") or "?",
+                             step_name=trigger.get("step_name") or "", unit_code=trigger.get("unit"),
+                             due_at=trigger.get("due_at"), opened_at=self.now, status="open")
+        self._op.session.add(record)
+        self._op.session.flush()
+        return record.id
+
+    def supervision_centre(self) -> str | None:
+        return self.tables.fixed_units.get("supervision_centre")
+
+    def notify(self, recipient_kind: str, recipient: str, message: str, channel: str = "sms") -> None:
+        self._op.session.add(Outbox(case_id=self.case.id, channel=channel, recipient_kind=recipient_kind,
+                                    recipient=recipient or "", message=message, status="pending",
+                                    created_at=self.now))
+
+
+class _HandlerError(Exception):
+    def __init__(self, operation: str, cause: Exception):
+        super().__init__(f"handler {operation!r} failed: {cause}")
+        self.operation = operation
+        self.cause = cause
+
+
+class CaseScriptEngine(SandboxScriptEngine):
+    """The sandboxed engine, remembering which service task is calling out."""
+
+    current_task = None
+
+    def call_service(self, task, **kwargs):
+        self.current_task = task
+        return super().call_service(task, **kwargs)
+
+
+class CaseOperation:
+    """One engine operation on one locked case: load (or start) its workflow, act, and finish."""
+
+    @classmethod
+    def new_case(cls, rt, session, case: Case, actor: str, definition) -> "CaseOperation":
+        """An operation on a case that has no workflow yet: starts one from the definition."""
+        return cls(rt, session, case, actor, definition,
+                   workflow=BpmnWorkflow(definition.spec, definition.subprocess_specs))
+
+    def __init__(self, rt, session, case: Case, actor: str, definition, workflow: BpmnWorkflow | None = None):
+        self.rt = rt
+        self.session = session
+        self.case = case
+        self.actor = actor
+        self.definition = definition
+        self.now = clock.now()
+        self.pending_events: list[dict] = []
+        self._new_rows: dict[str, CaseTask] = {}
+        self.ctx = HandlerContext(self)
+        self.script_engine = CaseScriptEngine(SandboxEnvironment(rt.functions, self._call_service))
+        if workflow is None:
+            workflow = load_workflow(case.state, definition.spec, definition.subprocess_specs)
+        workflow.script_engine = self.script_engine
+        self.workflow = workflow
+        self.before = self.snapshot()
+        self.timers_before = {t.task_id: t.due_at for t in pending_timers(workflow)}
+
+    # -- workflow ---------------------------------------------------------------
+
+    def all_tasks(self):
+        yield from self.workflow.tasks.values()
+        for sub in self.workflow.subprocesses.values():
+            yield from sub.tasks.values()
+
+    def snapshot(self) -> dict:
+        return {t.id: t.state for t in self.all_tasks() if t.state & RECORDED}
+
+    def ready_manual_tasks(self):
+        return [t for t in self.all_tasks() if t.state == TaskState.READY and t.task_spec.manual]
+
+    def seed(self, data: dict) -> None:
+        """Put the initial data on the start of a new workflow."""
+        for task in self.workflow.get_tasks(state=TaskState.READY):
+            task.data.update(data)
+
+    @staticmethod
+    def is_ready_manual(task) -> bool:
+        # Task.run() has no state check of its own: completed or cancelled tasks must be refused here.
+        return task.state == TaskState.READY and bool(task.task_spec.manual)
+
+    def find_task(self, task_id: str):
+        try:
+            return self.workflow.get_task_from_id(uuid.UUID(str(task_id)))
+        except (ValueError, KeyError, WorkflowException):
+            return None
+
+    def fire_due_timers(self) -> int:
+        """Let SpiffWorkflow fire every due timer of the case; the number of timers that fired."""
+        waiting = {t.id for t in self.workflow.event_manager.tasks.values() if timer_due(t) is not None}
+        try:
+            self.workflow.refresh_timers()
+        except WorkflowTaskException as exc:
+            raise self._wrap(exc) from exc
+        self.run_engine()
+        return sum(1 for tid in waiting if self.workflow.tasks.get(tid) is None
+                   or not self.workflow.tasks[tid].state & TaskState.WAITING)
+
+    def run_engine(self) -> None:
+        try:
+            self.workflow.do_engine_steps()
+        except WorkflowTaskException as exc:
+            raise self._wrap(exc) from exc
+        except SpiffWorkflowException as exc:
+            raise EngineError(f"the engine stopped: {exc}") from exc
+
+    def _wrap(self, exc: WorkflowTaskException) -> CaseError:
+        task = getattr(exc, "task", None)
+        element = task.task_spec.bpmn_id if task is not None else None
+        notes = list(getattr(exc, "__notes__", []) or [])
+        cause = exc.__cause__ or getattr(exc, "exception", None)
+        while cause is not None and not isinstance(cause, _HandlerError) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        if isinstance(cause, _HandlerError) and isinstance(cause.cause, CaseError):
+            return cause.cause  # a handler refusing bad input (e.g. an unknown unit) speaks for itself
+        if isinstance(cause, _HandlerError):
+            return HandlerFailed(f"service task {element} failed: {cause.cause}", element=element,
+                                 handler=cause.operation)
+        return EngineError(f"{element}: {exc}", element=element, notes=notes or None)
+
+    def _call_service(self, operation_name, operation_params, data):
+        handler = self.rt.handlers.get(operation_name)
+        if handler is None:
+            raise _HandlerError(operation_name, LookupError("no such handler is registered"))
+        params = {k: v.get("value") if isinstance(v, dict) else v for k, v in (operation_params or {}).items()}
+        before = dict(data)
+        try:
+            result = handler(self.ctx, params, data)
+            encoded = json.dumps(result, ensure_ascii=False, default=str)
+        except Exception as exc:  # any handler failure becomes a case error naming the element
+            raise _HandlerError(operation_name, exc) from exc
+        task = self.script_engine.current_task
+        payload = {"handler": operation_name, "result": json.loads(encoded)}
+        # What the handler wrote into the task data: a replay applies it instead of running the handler.
+        delta = {k: v for k, v in data.items() if k not in before or before[k] != v}
+        if delta:
+            payload["data"] = delta
+        self.event("service_called", task=task, payload=payload)
+        return encoded
+
+    # -- recording --------------------------------------------------------------
+
+    def event(self, type_: str, task=None, payload: dict | None = None, actor: str | None = None) -> None:
+        self.pending_events.append({
+            "type": type_,
+            "actor": actor or self.actor,
+            "task_id": str(task.id) if task is not None else None,
+            "element": task.task_spec.bpmn_id if task is not None else None,
+            "lane": task.task_spec.lane if task is not None else None,
+            "payload": payload,
+        })
+
+    def finish(self) -> None:
+        """Record the transitions since the snapshot, update the projection and the record, save."""
+        after = self.snapshot()
+        for task in self.all_tasks():
+            old, new = self.before.get(task.id), after.get(task.id)
+            if old == new or new is None:
+                continue
+            if not task.task_spec.manual:
+                if old == TaskState.WAITING and new & (TaskState.READY | TaskState.COMPLETED):
+                    self._timer_fired(task)
+                continue
+            if new == TaskState.READY:
+                self._task_ready(task)
+            elif new == TaskState.CANCELLED and old is not None:
+                self._task_ended(task, TaskRowState.CANCELLED)
+                self.event("task_cancelled", task=task)
+        self._update_record()
+        self._sync_timers()
+        compact(self.workflow)
+        self.case.state = dump_workflow(self.workflow)
+        self.case.serializer_version = SERIALIZER_VERSION
+        self.case.updated_at = self.now
+        rows = []
+        for ev in self.pending_events:
+            self.case.last_seq = (self.case.last_seq or 0) + 1
+            rows.append(dict(ev, seq=self.case.last_seq, at=self.now, definition_version=self.definition.version))
+        if rows:
+            append_events(self.session, self.case, rows, state_digest(self.workflow))
+        self.pending_events = []
+        self.before = after
+        self.session.flush()
+
+    def _task_row(self, task_id: str) -> CaseTask | None:
+        # Rows added in this operation are not flushed yet: session.get() would not find them.
+        return self._new_rows.get(task_id) or self.session.get(CaseTask, task_id)
+
+    def open_task_rows(self) -> list[CaseTask]:
+        """The projection rows of the ready user tasks (from the session, without a query when fresh)."""
+        rows = [self._task_row(str(t.id)) for t in self.ready_manual_tasks()]
+        return sorted((r for r in rows if r is not None), key=lambda r: (r.created_at, r.id))
+
+    def _timer_fired(self, task) -> None:
+        due = timer_due(task)
+        if due is None:
+            return
+        props = (getattr(task.task_spec, "extensions", None) or {}).get("properties", {})
+        self.event("timer_fired", task=task, payload={
+            "kind": props.get("timer_kind", "timer"), "due_at": due.isoformat(), "fired_at": self.now.isoformat(),
+        })
+
+    def _sync_timers(self) -> None:
+        timers = pending_timers(self.workflow)
+        new = sync_timers(self.session, self.case.id, self.timers_before, timers, self.now)
+        self.timers_before = {t.task_id: t.due_at for t in timers}
+        for t in new:
+            if t.attached_task_id is None or t.kind not in ("due", "warn"):
+                continue
+            row = self._task_row(t.attached_task_id)
+            if row is None:
+                continue
+            if t.kind == "warn":
+                row.warn_at = t.due_at
+            else:
+                row.due_at = t.due_at
+                calendar = self.rt.calendar
+                row.due_estimated = not (calendar.is_covered(self.now.astimezone(calendar.tz).date())
+                                         and calendar.is_covered(t.due_at.astimezone(calendar.tz).date()))
+
+    def _task_ready(self, task) -> None:
+        meta = self.definition.tasks.get(task.task_spec.bpmn_id)
+        rule = self.rt.tables.lanes.get(task.task_spec.lane)
+        row = CaseTask(
+            id=str(task.id), case_id=self.case.id, bpmn_id=task.task_spec.bpmn_id,
+            name=meta.name if meta else task.task_spec.bpmn_id, lane=task.task_spec.lane,
+            role=rule.role if rule else None, unit_code=self.unit_for(rule),
+            state=TaskRowState.READY.value, created_at=self.now,
+        )
+        self.session.add(row)
+        self._new_rows[row.id] = row
+        self.event("task_ready", task=task)
+
+    def _task_ended(self, task, state: TaskRowState, actor: str | None = None) -> None:
+        row = self._task_row(str(task.id))
+        if row is not None:
+            check_task_transition(row.state, state.value)
+            row.state = state.value
+            row.ended_at = self.now
+            row.ended_by = actor
+
+    def complete_task(self, task, data: dict) -> None:
+        task.data.update(data)
+        try:
+            task.run()
+        except WorkflowTaskException as exc:
+            raise self._wrap(exc) from exc
+        self._task_ended(task, TaskRowState.COMPLETED, self.actor)
+        self.event("task_completed", task=task, payload={"data": data})
+
+    def unit_for(self, rule) -> str | None:
+        return self.rt.tables.unit_for(rule, self.case.community_code, self.case.routed_unit)
+
+    def _update_record(self) -> None:
+        case = self.case
+        if self.workflow.is_completed():
+            if case.status != CaseStatus.CLOSED.value:
+                case.status = CaseStatus.CLOSED.value
+                case.closed_at = self.now
+                case.current_unit = None
+                self.event("case_completed", payload={"end": self._end_event()})
+            return
+        ready = self.ready_manual_tasks()
+        if ready:
+            task = ready[0]
+            meta = self.definition.tasks.get(task.task_spec.bpmn_id)
+            rule = self.rt.tables.lanes.get(task.task_spec.lane)
+            if meta and meta.status:
+                case.status = meta.status
+            if rule is not None:
+                case.level = rule.level
+                case.current_unit = self.unit_for(rule)
+
+    def _end_event(self) -> str | None:
+        ends = [t for t in self.workflow.tasks.values()
+                if t.state == TaskState.COMPLETED and t.task_spec.__class__.__name__ == "EndEvent"]
+        return ends[-1].task_spec.bpmn_id if ends else None

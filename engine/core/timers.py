@@ -1,0 +1,136 @@
+"""Deadline timers: mirrored from each workflow into `case_timer`, claimed, and fired once.
+
+After every engine operation `sync_timers` writes the case's waiting timers
+(their due instants, read from the workflow) into the indexed timer table.
+Timer workers `claim_timers` with a lease (a conditional update, `FOR UPDATE
+SKIP LOCKED` on PostgreSQL) and call `fire_timer`, one unit of work: lock the
+case (skipping it if someone else holds it), let SpiffWorkflow fire every due
+timer of the case, save, and record each firing with its due and actual
+instants. The row is deleted in the same transaction, so a timer fires exactly
+once, whatever the number of workers; a lease that expires (a killed worker)
+lets another worker take the timer over.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from sqlalchemy import and_, delete, insert, or_, select, update
+
+from engine import clock
+from engine.store.timer_models import CaseTimer
+
+# How long a worker may hold a timer before another worker may take it over (a killed worker).
+LEASE = timedelta(seconds=float(os.environ.get("TIMER_LEASE_SECONDS", "60")))
+
+
+@dataclass(frozen=True)
+class PendingTimer:
+    task_id: str
+    element: str
+    kind: str
+    due_at: datetime
+    attached_task_id: str | None
+
+
+def timer_due(task) -> datetime | None:
+    value = task.internal_data.get("event_value")
+    if value is None:
+        return None
+    if isinstance(value, dict):  # a cycle
+        value = value.get("next")
+    if not isinstance(value, str):
+        return None
+    return TimerEventDefinition.get_datetime(value)
+
+
+def pending_timers(workflow) -> list[PendingTimer]:
+    out = []
+    for task in list(workflow.event_manager.tasks.values()):
+        definition = getattr(task.task_spec, "event_definition", None)
+        if not isinstance(definition, TimerEventDefinition):
+            continue
+        due = timer_due(task)
+        if due is None:
+            continue
+        props = (getattr(task.task_spec, "extensions", None) or {}).get("properties", {})
+        attached = None
+        if task.parent is not None:
+            for sibling in task.parent.children:
+                if sibling is not task and getattr(sibling.task_spec, "manual", False):
+                    attached = str(sibling.id)
+        out.append(PendingTimer(str(task.id), task.task_spec.bpmn_id, props.get("timer_kind", "timer"),
+                                due, attached))
+    return out
+
+
+def sync_timers(session, case_id: int, before: dict, timers: list[PendingTimer], now: datetime) -> list[PendingTimer]:
+    """Bring the case's rows in `case_timer` in step with the workflow; returns the new timers.
+
+    `before` maps the task ids of the timers that were waiting before the
+    operation to their due instants: those rows exist (the same transaction
+    wrote them), so the difference is known without reading the table.
+    """
+    wanted = {t.task_id: t for t in timers}
+    gone = [tid for tid in before if tid not in wanted]
+    if gone:
+        table = CaseTimer.__table__  # core statements: no ORM bookkeeping on the hot path
+        session.execute(delete(table).where(table.c.case_id == case_id, table.c.task_id.in_(gone)))
+    new = [t for tid, t in wanted.items() if tid not in before]
+    if new:
+        session.execute(insert(CaseTimer.__table__), [
+            {"case_id": case_id, "task_id": t.task_id, "element": t.element, "kind": t.kind,
+             "attached_task_id": t.attached_task_id, "due_at": t.due_at, "created_at": now} for t in new])
+    moved = [t for tid, t in wanted.items() if tid in before and before[tid] != t.due_at]
+    for t in moved:
+        session.execute(update(CaseTimer).where(CaseTimer.case_id == case_id, CaseTimer.task_id == t.task_id)
+                        .values(due_at=t.due_at))
+    return new
+
+
+def claim_timers(rt, worker: str, until: datetime, limit: int, overdue_before: datetime | None = None,
+                 fresh_after: datetime | None = None) -> list[tuple[int, datetime, int]]:
+    """Lease up to `limit` unclaimed (or lease-expired) timers due by `until`: (id, due, case id), earliest first.
+
+    `overdue_before` restricts to the backlog (due before it); `fresh_after` to
+    timers due after it, so a burst of old timers never delays fresh ones.
+    """
+    now = clock.now()
+    conditions = [CaseTimer.due_at <= until,
+                  or_(CaseTimer.lease_until.is_(None), CaseTimer.lease_until < now)]
+    if overdue_before is not None:
+        conditions.append(CaseTimer.due_at < overdue_before)
+    if fresh_after is not None:
+        conditions.append(CaseTimer.due_at >= fresh_after)
+    with rt.db.write() as session:
+        ids = session.scalars(select(CaseTimer.id).where(and_(*conditions)).order_by(CaseTimer.due_at, CaseTimer.id)
+                              .limit(limit).with_for_update(skip_locked=True)).all()
+        if not ids:
+            return []
+        rows = session.execute(
+            update(CaseTimer).where(CaseTimer.id.in_(ids), or_(CaseTimer.lease_until.is_(None),
+                                                               CaseTimer.lease_until < now))
+            .values(claimed_by=worker, lease_until=max(until, now) + LEASE)
+            .returning(CaseTimer.id, CaseTimer.due_at, CaseTimer.case_id)).all()
+        return sorted(((r.id, r.due_at, r.case_id) for r in rows), key=lambda r: (r[1], r[0]))
+
+
+def release_timers(rt, worker: str, ids: list[int] | None = None) -> int:
+    """Give back the leases a worker holds (all of them, or the given timers)."""
+    with rt.db.write() as session:
+        stmt = update(CaseTimer).where(CaseTimer.claimed_by == worker)
+        if ids is not None:
+            stmt = stmt.where(CaseTimer.id.in_(ids))
+        return session.execute(stmt.values(claimed_by=None, lease_until=None)).rowcount
+
+
+def upcoming_timers(rt, limit: int = 20) -> list[dict]:
+    from engine.store.models import Case
+
+    with rt.db.read() as session:
+        rows = session.execute(select(CaseTimer, Case.case_no).join(Case, Case.id == CaseTimer.case_id)
+                               .order_by(CaseTimer.due_at).limit(limit)).all()
+        return [{"due_at": t.due_at.isoformat(), "case_no": no, "kind": t.kind, "element": t.element,
+                 "claimed_by": t.claimed_by} for t, no in rows]

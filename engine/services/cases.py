@@ -1,0 +1,254 @@
+"""Case services: one function per use case, each one unit of work.
+
+Every function that changes a case locks it (row lock on PostgreSQL, an
+immediate transaction on SQLite), loads it, acts, records events and the
+task projection, saves and commits, all in one transaction; on any exception
+the transaction rolls back and nothing of the attempt remains. Callers get
+plain dicts back, never SpiffWorkflow objects.
+
+Given a `user` (an `engine.rules.access.Caller`), a service also applies the
+access rules: cases outside the caller's scope do not exist for them, only a
+candidate may complete a task (claiming it in the same transaction when it is
+unclaimed), and the reporter's personal data is masked outside the rule.
+"""
+from __future__ import annotations
+
+import re
+import uuid
+
+from marshmallow import ValidationError
+from sqlalchemy import select, text
+from sqlalchemy.orm.exc import StaleDataError
+
+from engine import clock
+from engine.core.operation import CaseOperation
+from engine.core.serializer import SERIALIZER_VERSION
+from engine.errors import CaseNotFound, InvalidInput, StaleVersion, TaskClaimed, TaskNotFound, TaskNotReady
+from engine.rules import access
+from engine.rules.forms import validate as validate_form
+from engine.rules.intake import IntakeSchema
+from engine.rules.status import CaseStatus, TaskRowState
+from engine.services.views import case_summary, case_view, event_view, task_view
+from engine.store.models import Case, CaseEvent, CaseTask
+
+SYSTEM = "system"
+CASE_NO = re.compile(r"^[0-9]{4}-[0-9]{6,12}$")
+
+
+def _next_case_no(session, year: int) -> str:
+    session.execute(text("INSERT INTO case_counter (year, last_no) VALUES (:y, 0) ON CONFLICT (year) DO NOTHING"),
+                    {"y": year})
+    n = session.execute(text("UPDATE case_counter SET last_no = last_no + 1 WHERE year = :y RETURNING last_no"),
+                        {"y": year}).scalar_one()
+    return f"{year}-{n:06d}"
+
+
+def _lock_case(rt, session, *, case_no: str | None = None, case_id: int | None = None) -> Case:
+    if case_no is not None and not CASE_NO.match(case_no):
+        raise CaseNotFound(f"case {case_no} does not exist")
+    stmt = select(Case).where(Case.case_no == case_no) if case_no is not None else select(Case).where(Case.id == case_id)
+    case = session.scalar(stmt.with_for_update())
+    if case is None:
+        raise CaseNotFound(f"case {case_no or case_id} does not exist")
+    return case
+
+
+def find_case(rt, session, case_no: str, user=None) -> Case:
+    """The case with this number, if it exists for the caller (CaseNotFound otherwise, never Forbidden)."""
+    case = session.scalar(select(Case).where(Case.case_no == case_no)) \
+        if isinstance(case_no, str) and CASE_NO.match(case_no) else None
+    if case is None or (user is not None and not access.can_see(session, rt.tables, user, case)):
+        raise CaseNotFound(f"case {case_no} does not exist")
+    return case
+
+
+def find_task_row(session, task_id) -> CaseTask:
+    """The task row with this id (TaskNotFound for an unknown id or one that is not a task id at all)."""
+    try:
+        key = str(uuid.UUID(str(task_id)))
+    except ValueError:
+        raise TaskNotFound(f"task {task_id} does not exist") from None
+    row = session.get(CaseTask, key)
+    if row is None:
+        raise TaskNotFound(f"task {task_id} does not exist")
+    return row
+
+
+def masked_for(user, case: Case) -> bool:
+    return user is not None and not access.sees_personal_data(user, case)
+
+
+def _commit_guard(fn):
+    """A concurrent writer that slipped past the lock shows up as a stale version, never as lost data."""
+
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except StaleDataError as exc:
+            raise StaleVersion("the case was changed by someone else; reload and try again") from exc
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def validate_intake(rt, intake: dict) -> dict:
+    schema = IntakeSchema(categories=rt.tables.routes.keys(),
+                          communities={u.code for u in rt.tables.units.values() if u.kind == "community"} or None)
+    try:
+        return schema.load(intake)
+    except ValidationError as exc:
+        raise InvalidInput("the intake form has invalid fields", errors=exc.messages) from exc
+
+
+@_commit_guard
+def start_case(rt, intake: dict, actor: str | None = None, *, user=None) -> dict:
+    """One-door acceptance: register the case, start its procedure, run to the first user task.
+
+    Given a `user`, they must be an acceptor or grid worker of a community, and
+    the case is that community's.
+    """
+    if user is not None:
+        intake = dict(intake, community=access.require_intake(rt.tables, user, intake.get("community")))
+        actor = user.username
+    data = validate_intake(rt, intake)
+    route = rt.tables.route(data["category"])
+    limits = rt.tables.time_limits["rework"]
+    now = clock.now()
+    with rt.db.write() as session:
+        definition = rt.definitions.latest(session, route.process)
+        case = Case(
+            case_no=_next_case_no(session, now.astimezone(rt.tz).year), definition_id=definition.id,
+            title=data["title"], description=data["description"], category=data["category"],
+            channel=data["channel"], reporter_name=data["reporter"]["name"],
+            reporter_phone=data["reporter"]["phone"], reporter_id_no=data["reporter"]["id_no"],
+            address=data["location"]["address"], lat=data["location"]["lat"], lon=data["location"]["lon"],
+            grid=data["location"]["grid"], community_code=data["community"], status=CaseStatus.MEDIATING.value,
+            level="community", current_unit=data["community"], state=b"", serializer_version=SERIALIZER_VERSION,
+            created_by=actor, created_at=now, updated_at=now, last_seq=0,
+        )
+        session.add(case)
+        session.flush()
+        # Only what the diagram's conditions and handlers read: the record (title, description,
+        # reporter) stays in the case row, so the workflow state carries no personal data.
+        initial = {
+            "category": case.category, "channel": case.channel, "community": case.community_code,
+            "routed_unit": None, "rework_count": 0, "return_count": 0, "ladder_index": 0, "assign_unit": None,
+            "time_limit_class": route.time_limit_class,
+            "max_reworks": limits["max_reworks"], "max_returns": limits["max_returns"],
+        }
+        op = CaseOperation.new_case(rt, session, case, actor, definition)
+        op.seed(initial)
+        op.event("case_started", payload={"definition": f"{definition.process_id}:{definition.version}",
+                                          "intake": data, "data": initial})
+        op.run_engine()
+        op.finish()
+        return case_view(session, case, include_tasks=True, open_rows=op.open_task_rows())
+
+
+@_commit_guard
+def complete_task(rt, task_id: str, data: dict, actor: str | None = None, expected_version: int | None = None,
+                  *, user=None) -> dict:
+    """Complete a READY user task with the submitted form; only a READY manual task can be completed.
+
+    Given a `user`, they must be a candidate of the task and hold it, or it
+    must be unclaimed: then they claim it in the same transaction.
+    """
+    with rt.db.write() as session:
+        row = find_task_row(session, task_id)
+        case = _lock_case(rt, session, case_id=row.case_id)
+        session.refresh(row)  # as it is now that the case is locked
+        if user is not None:
+            if not access.can_see(session, rt.tables, user, case):
+                raise TaskNotFound(f"task {task_id} does not exist")
+            access.require_candidate(rt.tables, user, row)
+            actor = user.username
+        if expected_version is not None and case.version != expected_version:
+            raise StaleVersion(f"case {case.case_no} is at version {case.version}, not {expected_version}",
+                               current_version=case.version)
+        definition = rt.definitions.get(session, case.definition_id)
+        op = CaseOperation(rt, session, case, actor, definition)
+        task = op.find_task(task_id)
+        if task is None or row.state != TaskRowState.READY.value or not op.is_ready_manual(task):
+            state = row.state if row.state != TaskRowState.READY.value else "not ready"
+            raise TaskNotReady(f"task {task_id} ({row.bpmn_id}) is {state}; it can no longer be completed",
+                               task_state=row.state)
+        if user is not None:
+            if row.assignee not in (None, user.username):
+                raise TaskClaimed(f"task {task_id} is claimed by {row.assignee}", assignee=row.assignee)
+            row.assignee = user.username
+        meta = definition.tasks[task.task_spec.bpmn_id]
+        cleaned = validate_form(list(meta.form), data)
+        if "rating" in cleaned and cleaned["rating"]:
+            case.rating = cleaned["rating"]
+        op.complete_task(task, cleaned)
+        op.run_engine()
+        op.finish()
+        return case_view(session, case, include_tasks=True, open_rows=op.open_task_rows(),
+                         masked=masked_for(user, case))
+
+
+def get_case(rt, case_no: str, user=None) -> dict:
+    with rt.db.read() as session:
+        case = find_case(rt, session, case_no, user)
+        return case_view(session, case, include_tasks=True, masked=masked_for(user, case))
+
+
+def task_detail(rt, session, row: CaseTask, case: Case, user=None) -> dict:
+    """A task with its form fields and deadline; given a `user`, also the case summary and their actions."""
+    definition = rt.definitions.get(session, case.definition_id)
+    out = task_view(row, definition, case)
+    if user is not None:
+        ready = row.state == TaskRowState.READY.value
+        out["overdue"] = out["light"] == "red"
+        out["case"] = case_summary(case, masked=masked_for(user, case))
+        out["actions"] = access.task_actions(rt.tables, user, row) if ready else []
+    return out
+
+
+def get_task(rt, task_id: str, user=None) -> dict:
+    with rt.db.read() as session:
+        row = find_task_row(session, task_id)
+        case = session.get(Case, row.case_id)
+        if user is not None and not access.can_see(session, rt.tables, user, case):
+            raise TaskNotFound(f"task {task_id} does not exist")
+        return task_detail(rt, session, row, case, user)
+
+
+def case_events(rt, case_no: str, user=None) -> list[dict]:
+    with rt.db.read() as session:
+        case = find_case(rt, session, case_no, user)
+        masked = masked_for(user, case)
+        rows = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.seq))
+        return [event_view(e, masked=masked) for e in rows]
+
+
+def fire_timer(rt, timer_id: int, worker: str) -> str:
+    """Fire a due timer (and any other due timer of its case) in one unit of work.
+
+    Returns "fired", "gone" (already fired, or cancelled by a completed task),
+    "not_due", "busy" (the case is locked by someone else: try again shortly)
+    or "lost_lease" (another worker took the timer over).
+    """
+    from engine.store.timer_models import CaseTimer
+
+    with rt.db.write() as session:
+        timer = session.get(CaseTimer, timer_id)
+        if timer is None:
+            return "gone"
+        now = clock.now()
+        if timer.due_at > now:
+            return "not_due"
+        if timer.claimed_by not in (None, worker) and timer.lease_until and timer.lease_until > now:
+            return "lost_lease"
+        case = session.scalar(select(Case).where(Case.id == timer.case_id).with_for_update(skip_locked=True))
+        if case is None:
+            return "busy"
+        # The case lock serialises firings: whoever held it before us may have fired this timer.
+        if session.scalar(select(CaseTimer.id).where(CaseTimer.id == timer_id)) is None:
+            return "gone"
+        definition = rt.definitions.get(session, case.definition_id)
+        op = CaseOperation(rt, session, case, f"timer:{worker}", definition)
+        fired = op.fire_due_timers()
+        op.finish()
+        return "fired" if fired else "not_due"

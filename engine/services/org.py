@@ -1,0 +1,216 @@
+"""The organisation and identity services: units, users, roles, API tokens.
+
+Units are defined in `processes/organisation.toml`; `sync_units` copies the
+definition into the `unit` table (an idempotent upsert) so that users can
+name their unit. A token is `secrets.token_urlsafe(32)`, shown once; only its
+sha256 is stored, so a leaked database does not leak working tokens.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from engine import clock
+from engine.errors import InvalidInput, Unauthorized, UnknownUser
+from engine.rules.access import ROLES, Caller, acting_roles
+from engine.store.org_models import ApiToken, AppUser, Unit, UserRole
+
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
+# last_used_at is a hint, not an audit trail: refresh it at most this often, so reads stay reads.
+LAST_USED_GRANULARITY = timedelta(minutes=5)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# -- units --------------------------------------------------------------------------
+
+
+def _ordered_units(tables) -> list:
+    """Parents before children, so the parent foreign key always points at a stored row."""
+    done: dict[str, object] = {}
+
+    def visit(unit, trail=()):
+        if unit.code in done or unit.code in trail:
+            return
+        parent = tables.units.get(unit.parent) if unit.parent else None
+        if parent is not None:
+            visit(parent, (*trail, unit.code))
+        done[unit.code] = unit
+
+    for unit in tables.units.values():
+        visit(unit)
+    return list(done.values())
+
+
+def sync_units(session, tables) -> int:
+    """Upsert the organisation definition into the unit table; returns how many rows changed."""
+    stored = {u.code: u for u in session.scalars(select(Unit))}
+    changed = 0
+    for unit in _ordered_units(tables):
+        values = {"name": unit.name, "kind": unit.kind, "level": tables.level_of(unit.code) or unit.kind,
+                  "parent": unit.parent if unit.parent in tables.units else None}
+        row = stored.get(unit.code)
+        if row is None:
+            session.add(Unit(code=unit.code, **values))
+            session.flush()
+            changed += 1
+        elif any(getattr(row, k) != v for k, v in values.items()):
+            for k, v in values.items():
+                setattr(row, k, v)
+            changed += 1
+    return changed
+
+
+def unit_view(row: Unit) -> dict:
+    return {"code": row.code, "name": row.name, "kind": row.kind, "level": row.level, "parent": row.parent}
+
+
+def list_units(rt) -> list[dict]:
+    with rt.db.read() as session:
+        return [unit_view(u) for u in session.scalars(select(Unit).order_by(Unit.code))]
+
+
+# -- users ----------------------------------------------------------------------------
+
+
+def _roles_of(session, user_id: int) -> list[str]:
+    return sorted(session.scalars(select(UserRole.role).where(UserRole.user_id == user_id)))
+
+
+def user_view(session, user: AppUser) -> dict:
+    unit = session.get(Unit, user.unit_code)
+    return {"username": user.username, "display_name": user.display_name, "active": user.active,
+            "unit": unit_view(unit) if unit is not None else {"code": user.unit_code},
+            "roles": _roles_of(session, user.id)}
+
+
+def check_user_fields(tables, username: str, unit_code: str, roles) -> list[str]:
+    """The roles, sorted and unique, or InvalidInput naming every bad field."""
+    errors: dict[str, list[str]] = {}
+    if not isinstance(username, str) or not USERNAME.match(username):
+        errors["username"] = ["must be 1-100 letters, digits or _.@- and start with a letter or digit"]
+    if unit_code not in tables.units:
+        errors["unit"] = [f"unknown unit {unit_code!r}: see processes/organisation.toml"]
+    roles = sorted(set([roles] if isinstance(roles, str) else roles or ()))
+    unknown = [r for r in roles if r not in ROLES]
+    if not roles:
+        errors["roles"] = ["at least one role is required"]
+    elif unknown:
+        errors["roles"] = [f"unknown role {r!r}: use one of {', '.join(ROLES)}" for r in unknown]
+    if errors:
+        raise InvalidInput("the user has invalid fields", errors=errors)
+    return roles
+
+
+def upsert_user(session, tables, username: str, unit_code: str, roles, display_name: str | None = None,
+                *, create_only: bool = False) -> tuple[AppUser, bool]:
+    """Create the user, or bring an existing one in line; returns (user, changed)."""
+    roles = check_user_fields(tables, username, unit_code, roles)
+    user = session.scalar(select(AppUser).where(AppUser.username == username))
+    if user is not None and create_only:
+        raise InvalidInput(f"user {username} already exists", errors={"username": ["already exists"]})
+    if user is None:
+        user = AppUser(username=username, display_name=display_name or username, unit_code=unit_code,
+                       active=True, created_at=clock.now())
+        session.add(user)
+        session.flush()
+        session.add_all(UserRole(user_id=user.id, role=r) for r in roles)
+        return user, True
+    changed = False
+    for attr, value in (("unit_code", unit_code), ("display_name", display_name or user.display_name),
+                        ("active", True)):
+        if getattr(user, attr) != value:
+            setattr(user, attr, value)
+            changed = True
+    held = set(_roles_of(session, user.id))
+    for role in set(roles) - held:
+        session.add(UserRole(user_id=user.id, role=role))
+        changed = True
+    for role in held - set(roles):
+        session.delete(session.get(UserRole, (user.id, role)))
+        changed = True
+    return user, changed
+
+
+def create_user(rt, username: str, unit_code: str, roles, display_name: str | None = None) -> dict:
+    """A new user in a unit of the organisation, with their roles (a duplicate is refused)."""
+    with rt.db.write() as session:
+        sync_units(session, rt.tables)
+        user, _ = upsert_user(session, rt.tables, username, unit_code, roles, display_name, create_only=True)
+        session.flush()
+        return user_view(session, user)
+
+
+def _find_user(session, username: str) -> AppUser:
+    user = session.scalar(select(AppUser).where(AppUser.username == username)) \
+        if isinstance(username, str) and USERNAME.match(username) else None
+    if user is None:
+        raise UnknownUser(f"user {username!r} does not exist")
+    return user
+
+
+def issue_token_for(session, user: AppUser, *, revoke_others: bool = False) -> str:
+    if revoke_others:
+        session.execute(update(ApiToken).where(ApiToken.user_id == user.id).values(revoked=True))
+    token = secrets.token_urlsafe(32)
+    session.add(ApiToken(token_hash=hash_token(token), user_id=user.id, created_at=clock.now(), revoked=False))
+    return token
+
+
+def issue_token(rt, username: str, *, revoke_others: bool = False) -> str:
+    """A new bearer token for the user, returned once (only its hash is kept)."""
+    with rt.db.write() as session:
+        return issue_token_for(session, _find_user(session, username), revoke_others=revoke_others)
+
+
+def list_users(rt) -> list[dict]:
+    with rt.db.read() as session:
+        return [user_view(session, u) for u in session.scalars(select(AppUser).order_by(AppUser.username))]
+
+
+# -- authentication -------------------------------------------------------------------
+
+
+def caller_of(session, tables, user: AppUser) -> Caller:
+    unit = tables.units.get(user.unit_code)
+    kind = unit.kind if unit is not None else session.scalar(select(Unit.kind).where(Unit.code == user.unit_code))
+    return Caller(username=user.username, display_name=user.display_name, unit_code=user.unit_code,
+                  unit_kind=kind or "", roles=frozenset(_roles_of(session, user.id)))
+
+
+def authenticate(rt, token: str | None) -> Caller:
+    """The caller a bearer token belongs to, or Unauthorized (unknown, revoked, inactive user)."""
+    if not token:
+        raise Unauthorized("an API token is required: send 'Authorization: Bearer <token>'")
+    digest = hash_token(token)
+    now = clock.now()
+    with rt.db.read() as session:
+        found = session.execute(select(ApiToken, AppUser).join(AppUser, AppUser.id == ApiToken.user_id)
+                                .where(ApiToken.token_hash == digest)).first()
+        if found is None or found[0].revoked or not found[1].active:
+            raise Unauthorized("the API token is not valid")
+        token_row, user = found
+        caller = caller_of(session, rt.tables, user)
+        token_id = token_row.id
+        stale = token_row.last_used_at is None or token_row.last_used_at < now - LAST_USED_GRANULARITY
+    if stale:
+        with rt.db.write() as session:
+            session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
+    return caller
+
+
+def describe_caller(rt, caller: Caller) -> dict:
+    """Who the caller is, their unit and roles, and which task roles they may work on."""
+    unit = rt.tables.units.get(caller.unit_code)
+    return {
+        "username": caller.username, "display_name": caller.display_name,
+        "unit": {"code": caller.unit_code, "name": unit.name if unit else None, "kind": caller.unit_kind,
+                 "level": rt.tables.level_of(caller.unit_code), "parent": unit.parent if unit else None},
+        "roles": sorted(caller.roles), "acts_as": sorted(acting_roles(rt.tables, caller)),
+    }

@@ -1,0 +1,92 @@
+"""The case list: filtered, paginated, and only what the caller may see.
+
+Filters: status, category, unit (the accepting community, the routed unit or
+the unit holding the case now), level, overdue (an open task past its due
+instant), a created-at range, and free text over the case number, title,
+description and address (never the reporter's data, which would let a
+search probe masked fields). Newest first.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import exists, func, or_, select
+
+from engine import clock
+from engine.errors import InvalidInput
+from engine.rules import access
+from engine.rules.deadlines import light_clause
+from engine.rules.status import TaskRowState
+from engine.services.views import case_summary
+from engine.store.models import Case, CaseTask
+
+MAX_PER_PAGE = 100
+
+
+def aware(value: datetime | None, tz, field: str) -> datetime | None:
+    """An instant in UTC; a naive datetime is read in the application's time zone."""
+    if value is None:
+        return None
+    try:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=tz)
+        return value.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        raise InvalidInput("a date is out of range", errors={field: ["is out of range"]}) from None
+
+
+def page_args(filters: dict) -> tuple[int, int]:
+    """(page, per_page) from the filters, within bounds; page numbers start at 1."""
+    return max(int(filters.get("page") or 1), 1), min(max(int(filters.get("per_page") or 20), 1), MAX_PER_PAGE)
+
+
+def paginate(session, stmt, page: int, per_page: int) -> tuple[int, list]:
+    """(total, the rows of one page) for a select."""
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    rows = session.execute(stmt.offset((page - 1) * per_page).limit(per_page)).all()
+    return total, rows
+
+
+def page_view(items: list, total: int, page: int, per_page: int) -> dict:
+    return {"items": items, "total": total, "page": page, "per_page": per_page}
+
+
+def overdue_clause(now: datetime):
+    return exists().where(CaseTask.case_id == Case.id, CaseTask.state == TaskRowState.READY.value,
+                          light_clause("red", now))
+
+
+def list_cases(rt, user, filters: dict) -> dict:
+    """The cases in the caller's scope that match the filters, one page of them, newest first."""
+    now = clock.now()
+    overdue = overdue_clause(now)
+    stmt = select(Case, overdue.label("overdue"))
+    scope = access.scope_clause(rt.tables, user)
+    if scope is not None:
+        stmt = stmt.where(scope)
+    for key, column in (("status", Case.status), ("category", Case.category), ("level", Case.level)):
+        if filters.get(key):
+            stmt = stmt.where(column == filters[key])
+    if filters.get("unit"):
+        unit = filters["unit"]
+        stmt = stmt.where(or_(Case.community_code == unit, Case.routed_unit == unit, Case.current_unit == unit))
+    if filters.get("overdue") is not None:
+        stmt = stmt.where(overdue if filters["overdue"] else ~overdue)
+    created_from = aware(filters.get("created_from"), rt.tz, "created_from")
+    created_to = aware(filters.get("created_to"), rt.tz, "created_to")
+    if created_from is not None:
+        stmt = stmt.where(Case.created_at >= created_from)
+    if created_to is not None:
+        stmt = stmt.where(Case.created_at < created_to)
+    if filters.get("q"):
+        q = filters["q"]
+        stmt = stmt.where(or_(Case.case_no.icontains(q, autoescape=True), Case.title.icontains(q, autoescape=True),
+                              Case.description.icontains(q, autoescape=True),
+                              Case.address.icontains(q, autoescape=True)))
+    stmt = stmt.order_by(Case.created_at.desc(), Case.id.desc())
+    page, per_page = page_args(filters)
+    with rt.db.read() as session:
+        total, rows = paginate(session, stmt, page, per_page)
+        items = [case_summary(case, masked=not access.sees_personal_data(user, case), overdue=bool(late))
+                 for case, late in rows]
+    return page_view(items, total, page, per_page)

@@ -1,0 +1,53 @@
+"""The demo organisation: the units of `organisation.toml` and the users of `demo_users.toml`.
+
+`seed_demo` is idempotent: a second run changes nothing. Tokens are issued
+only to the users it creates, or to every demo user when asked to rotate
+(their previous tokens are then revoked), since a stored hash cannot be shown
+again.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from sqlalchemy import select
+
+from engine.errors import InvalidInput
+from engine.services.org import issue_token_for, sync_units, upsert_user
+from engine.store.org_models import AppUser
+
+DEMO_USERS_FILE = "demo_users.toml"
+
+
+def read_demo_users(path: Path) -> list[dict]:
+    try:
+        with open(path, "rb") as fh:
+            rows = tomllib.load(fh).get("users", [])
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidInput(f"{path}: {exc}") from exc
+    for i, row in enumerate(rows):
+        missing = [k for k in ("username", "unit", "roles") if k not in row]
+        if missing:
+            raise InvalidInput(f"{path.name}: user #{i + 1} lacks {', '.join(missing)}")
+    return rows
+
+
+def seed_demo(rt, path: Path | None = None, *, rotate_tokens: bool = False) -> dict:
+    """Upsert the demo units and users; returns what changed and the tokens issued (once)."""
+    path = Path(path) if path else rt.processes_dir / DEMO_USERS_FILE
+    rows = read_demo_users(path)
+    results = []
+    with rt.db.write() as session:
+        units_changed = sync_units(session, rt.tables)
+        for row in rows:
+            existed = session.scalar(select(AppUser.id).where(AppUser.username == row["username"])) is not None
+            try:
+                user, changed = upsert_user(session, rt.tables, row["username"], row["unit"], row["roles"],
+                                            row.get("name"))
+            except InvalidInput as exc:
+                raise InvalidInput(f"{path.name}: user {row['username']!r}: {exc.message}", errors=exc.errors) \
+                    from exc
+            token = issue_token_for(session, user, revoke_others=True) if rotate_tokens or not existed else None
+            results.append({"username": user.username, "unit": row["unit"], "roles": sorted(row["roles"]),
+                            "created": not existed, "updated": existed and changed, "token": token})
+    return {"units_changed": units_changed, "users": results}

@@ -1,0 +1,167 @@
+"""Database tables, as plain SQLAlchemy (no Flask here).
+
+The BPMN workflow is the case's process state; these tables hold what must be
+queried without loading it: the case record, a projection of its open user
+tasks, the append-only event log, the outbox of notifications, and the
+immutable definition versions. Alembic migrations in `migrations/` build them.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from engine.store.base import Base, UTCDateTime
+
+
+class ProcessDefinition(Base):
+    """One immutable version of one process: the BPMN source and its parsed spec."""
+
+    __tablename__ = "process_definition"
+    __table_args__ = (
+        UniqueConstraint("process_id", "version", name="uq_process_definition_version"),
+        UniqueConstraint("process_id", "sha256", name="uq_process_definition_sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    process_id: Mapped[str] = mapped_column(String(100), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    source_name: Mapped[str] = mapped_column(String(255))
+    bpmn_xml: Mapped[str] = mapped_column(Text)
+    spec_json: Mapped[str] = mapped_column(Text)
+    serializer_version: Mapped[str] = mapped_column(String(40))
+    deployed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deployed_by: Mapped[str] = mapped_column(String(100))
+
+
+class Case(Base):
+    """A dispute: its record, and its workflow state (`state`, compressed, spec-free)."""
+
+    __tablename__ = "dispute_case"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_no: Mapped[str] = mapped_column(String(20), unique=True)
+    definition_id: Mapped[int] = mapped_column(ForeignKey("process_definition.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(50), index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    reporter_name: Mapped[str] = mapped_column(String(100))
+    reporter_phone: Mapped[str] = mapped_column(String(30))
+    reporter_id_no: Mapped[str | None] = mapped_column(String(30))
+    address: Mapped[str] = mapped_column(String(300))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    grid: Mapped[str | None] = mapped_column(String(50))
+    community_code: Mapped[str] = mapped_column(String(50), index=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    level: Mapped[str] = mapped_column(String(30))
+    current_unit: Mapped[str | None] = mapped_column(String(50), index=True)
+    routed_unit: Mapped[str | None] = mapped_column(String(50), index=True)
+    time_limit_class: Mapped[str | None] = mapped_column(String(40))
+    reply_text: Mapped[str | None] = mapped_column(Text)
+    reply_unit: Mapped[str | None] = mapped_column(String(50))
+    replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rating: Mapped[str | None] = mapped_column(String(30))
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    serializer_version: Mapped[str] = mapped_column(String(40))
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class CaseTask(Base):
+    """A user task of a case as the task lists see it (a projection kept in step with the workflow)."""
+
+    __tablename__ = "case_task"
+    __table_args__ = (Index("ix_case_task_queue", "state", "unit_code", "role"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("dispute_case.id"), index=True)
+    bpmn_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    lane: Mapped[str | None] = mapped_column(String(100))
+    role: Mapped[str | None] = mapped_column(String(30))
+    unit_code: Mapped[str | None] = mapped_column(String(50))
+    state: Mapped[str] = mapped_column(String(12))
+    assignee: Mapped[str | None] = mapped_column(String(100), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_by: Mapped[str | None] = mapped_column(String(100))
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    warn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # True when the deadline counts days of a year with no published holiday arrangement (weekends only).
+    due_estimated: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class CaseEvent(Base):
+    """Append-only, ordered per case: what happened, who did it, when, with which data.
+
+    Never updated or deleted by the application; on PostgreSQL a trigger refuses both.
+    """
+
+    __tablename__ = "case_event"
+    __table_args__ = (UniqueConstraint("case_id", "seq", name="uq_case_event_seq"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("dispute_case.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(30))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(100))
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    element: Mapped[str | None] = mapped_column(String(100))
+    lane: Mapped[str | None] = mapped_column(String(100))
+    payload: Mapped[dict | None] = mapped_column(JSON)
+    definition_version: Mapped[int] = mapped_column(Integer)
+    # The audit chain (engine.store.ledger): the first seq of the operation that wrote the event, the
+    # workflow's state digest after it, and sha256 over the previous hash and this event.
+    op_seq: Mapped[int | None] = mapped_column(Integer)
+    state_digest: Mapped[bytes | None] = mapped_column(LargeBinary)
+    hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class Outbox(Base):
+    """Notifications waiting for a gateway (SMS-shaped): written in the case's transaction."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("dispute_case.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    recipient_kind: Mapped[str] = mapped_column(String(20))
+    recipient: Mapped[str] = mapped_column(String(100))
+    message: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default="pending", index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CaseCounter(Base):
+    """The last case number issued per year (case numbers look like 2026-000123)."""
+
+    __tablename__ = "case_counter"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_no: Mapped[int] = mapped_column(Integer)
+

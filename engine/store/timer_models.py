@@ -1,0 +1,56 @@
+"""Tables of the deadline machinery: pending timers and supervision records (督办).
+
+`case_timer` mirrors the timers waiting in each case's workflow (written after
+every engine operation), so the timer service finds due timers with one
+indexed query and never loads a case to learn that its timer is not due. A
+row is claimed by a timer worker with a lease (`claimed_by`, `lease_until`)
+and deleted in the same transaction that fires it.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from engine.store.base import Base, UTCDateTime
+
+
+class CaseTimer(Base):
+    __tablename__ = "case_timer"
+    __table_args__ = (
+        UniqueConstraint("case_id", "task_id", name="uq_case_timer_task"),
+        Index("ix_case_timer_due", "due_at"),
+        # Never reuse the id of a fired timer: a worker still holding the old id must find nothing.
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("dispute_case.id"), index=True)
+    task_id: Mapped[str] = mapped_column(String(36))
+    element: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))
+    attached_task_id: Mapped[str | None] = mapped_column(String(36))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Supervision(Base):
+    """A supervision record (督办): opened when a step turns red, closed by a supervisor once done."""
+
+    __tablename__ = "supervision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("dispute_case.id"), index=True)
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    step: Mapped[str] = mapped_column(String(100))
+    step_name: Mapped[str] = mapped_column(String(200))
+    unit_code: Mapped[str | None] = mapped_column(String(50), index=True)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(10), index=True)  # open | closed
+    note: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_by: Mapped[str | None] = mapped_column(String(100))
