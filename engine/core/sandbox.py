@@ -29,12 +29,10 @@ build, not what it holds at one moment.
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import textwrap
 from collections.abc import Callable, Iterable
-from datetime import date, datetime, timedelta
-from decimal import Decimal
-from itertools import chain
 from types import CodeType
 
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
@@ -57,12 +55,15 @@ from engine.core.sandbox_guards import (  # noqa: F401  (re-exported)
     OPERATION_BUDGET,
     SAFE_BUILTINS,
     SAFE_METHODS,
+    MAX_STORED_SIZE,
     TIME_LIMIT_SECONDS,
     SandboxLimitExceeded,
     SandboxViolation,
     _Budget,
     _is_int,
     _repr_fits,
+    check_stored_size,
+    stored_copy,
 )
 
 # -- the checker ---------------------------------------------------------------------------
@@ -198,9 +199,11 @@ class _Guards(ast.NodeTransformer):
         return node
 
     def visit_Compare(self, node):
+        # Comparing and hashing follow shared references again and again: charge what they visit.
         self.generic_visit(node)
-        node.comparators = [_call(right, "_sb_scan", right) if isinstance(op, (ast.In, ast.NotIn)) else right
-                            for op, right in zip(node.ops, node.comparators)]
+        if not all(isinstance(op, (ast.Is, ast.IsNot)) for op in node.ops):
+            node.left = _call(node.left, "_sb_scan", node.left)
+            node.comparators = [_call(right, "_sb_scan", right) for right in node.comparators]
         return node
 
     def visit_Call(self, node):
@@ -226,13 +229,31 @@ class _Guards(ast.NodeTransformer):
     visit_Tuple = visit_List
 
     def visit_Set(self, node):
+        node.elts = [_scanned(element) for element in node.elts]
         return self._sized_if(node, _has_starred(node.elts))
 
     def visit_Dict(self, node):
+        node.keys = [key if key is None else _scanned(key) for key in node.keys]
         return self._sized_if(node, None in node.keys)
 
+    def visit_SetComp(self, node):
+        self.generic_visit(node)
+        node.elt = _scanned(node.elt)
+        return node
+
+    def visit_DictComp(self, node):
+        self.generic_visit(node)
+        node.key = _scanned(node.key)
+        return node
+
     def visit_Subscript(self, node):
+        if not isinstance(node.slice, ast.Slice):
+            node.slice = _scanned(node.slice)  # a dict key is hashed
         return self._sized_if(node, isinstance(node.ctx, ast.Load) and isinstance(node.slice, ast.Slice))
+
+
+def _scanned(node):
+    return node if isinstance(node, (ast.Constant, ast.Starred)) else _call(node, "_sb_scan", node)
 
 
 def _has_starred(elements) -> bool:
@@ -278,38 +299,7 @@ def check_source(source: str, mode: str, allowed_functions: Iterable[str]) -> li
     return list(_prepare(source, mode, frozenset(allowed_functions))[1])
 
 
-# -- plain data ----------------------------------------------------------------------------
-
-_PLAIN_SCALARS = frozenset({type(None), bool, int, float, str, date, datetime, timedelta, Decimal})
-_CONTAINERS = frozenset({list, tuple, set, dict})
-
-
-def _is_plain_data(value, depth: int = 0, active: set[int] | None = None) -> bool:
-    kind = type(value)
-    if kind in _PLAIN_SCALARS:
-        return True
-    if kind not in _CONTAINERS or depth > MAX_DATA_DEPTH:
-        return False
-    active = active if active is not None else set()
-    if id(value) in active:  # a cycle cannot be stored
-        return False
-    active.add(id(value))
-    try:
-        items = chain.from_iterable(value.items()) if kind is dict else value
-        return all(_is_plain_data(item, depth + 1, active) for item in items)
-    finally:
-        active.discard(id(value))
-
-
-def _copy_containers(value, depth: int = 0):
-    """Copy lists, dicts, sets and tuples so a script changes task data only by what it returns."""
-    kind = type(value)
-    if kind not in _CONTAINERS or depth > MAX_DATA_DEPTH:
-        return value
-    if kind is dict:
-        return {key: _copy_containers(item, depth + 1) for key, item in value.items()}
-    return kind(_copy_containers(item, depth + 1) for item in value)
-
+# -- errors ------------------------------------------------------------------------------
 
 def _shrink_message(err: BaseException) -> None:
     """An error whose message would be huge (a KeyError on a huge key) gets a short one."""
@@ -344,19 +334,31 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
     def evaluate(self, expression, context, external_context=None):
         # Expressions cannot assign or call mutating methods, so a shallow namespace is enough.
         namespace = self._namespace(context, external_context)
-        return self._run(eval, self.compile(expression, "eval"), namespace, expression)
+        code = self.compile(expression, "eval")
+        with _guarded(expression):
+            result = eval(code, namespace)
+            # A result may become task data (a decision's output): bounded as stored.
+            check_stored_size(result, "the result")
+            return result
 
     def execute(self, script, context, external_context=None):
         external_context = external_context or {}
         self.check_for_overwrite(context, external_context)
         code = self.compile(script, "exec")
-        namespace = self._namespace({k: _copy_containers(v) for k, v in context.items()}, external_context)
-        self._run(exec, code, namespace, script)
-        for name, value in namespace.items():
-            if name in _HELPERS or name in self.functions or name in external_context or name == "__builtins__":
-                continue
-            if _is_plain_data(value):
-                context[name] = value
+        # The copy in, the run and the copy back share one budget and one time limit.
+        with _guarded(script):
+            copied = {k: stored_copy(v, f"task data {k!r}")[0] for k, v in context.items()}
+            namespace = self._namespace(copied, external_context)
+            exec(code, namespace)
+            results = {}
+            for name, value in namespace.items():
+                if name in _HELPERS or name in self.functions or name in external_context or name == "__builtins__":
+                    continue
+                value, plain = stored_copy(value, f"variable {name!r}")
+                if plain:
+                    results[name] = value
+            check_stored_size(results, "the script's results")
+        context.update(results)
         return True
 
     def call_service(self, context, operation_name=None, operation_params=None, **kwargs):
@@ -378,20 +380,23 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         namespace["__builtins__"] = SAFE_BUILTINS
         return namespace
 
-    @staticmethod
-    def _run(runner, code: CodeType, namespace: dict, source: str):
-        token = _BUDGET.set(_Budget())
-        try:
-            return runner(code, namespace)
-        except SandboxViolation as err:
-            if err.source is None:
-                err.source = source
-            raise
-        except Exception as err:
-            _shrink_message(err)
-            raise
-        finally:
-            _BUDGET.reset(token)
+
+
+@contextlib.contextmanager
+def _guarded(source: str):
+    """One budget and one time limit for all the work done on `source`; errors that name it."""
+    token = _BUDGET.set(_Budget())
+    try:
+        yield
+    except SandboxViolation as err:
+        if err.source is None:
+            err.source = source
+        raise
+    except Exception as err:
+        _shrink_message(err)
+        raise
+    finally:
+        _BUDGET.reset(token)
 
 
 class SandboxScriptEngine(PythonScriptEngine):
