@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from engine import clock
 from engine.core.lint import lint_bpmn
 from engine.core.sandbox import check_source
+from engine.core.sandbox_constants import constant_refusals
 from engine.core.serializer import SERIALIZER_VERSION, spec_from_json, spec_to_json
 from engine.errors import DefinitionInvalid, DefinitionNotFound
 from engine.rules.forms import FormField, parse_form
@@ -142,6 +143,10 @@ class Definitions:
 
     # -- checking ---------------------------------------------------------------
 
+    def refusals(self, text: str, mode: str) -> list[str]:
+        """Why the sandbox refuses `text`: what it may not do, else the limits its literal-only parts exceed."""
+        return check_source(text, mode, self.function_names) or constant_refusals(text, mode)
+
     def check_xml(self, root, source_name: str) -> list[dict]:
         """The application's own rules, read off the XML so every problem has a line."""
         problems = []
@@ -151,7 +156,7 @@ class Definitions:
                 if not text:
                     continue
                 element, line = _owner(node)
-                for reason in check_source(text, mode, self.function_names):
+                for reason in self.refusals(text, mode):
                     problems.append(problem(source_name, element, f"expression refused: {reason}",
                                             node.sourceline or line,
                                             "use only task data, plain operators and the approved functions"))
@@ -159,7 +164,7 @@ class Definitions:
             value = node.get("value")
             if value:
                 element, line = _owner(node.getparent())
-                for reason in check_source(value, "eval", self.function_names):
+                for reason in self.refusals(value, "eval"):
                     problems.append(problem(source_name, element, f"parameter {node.get('id')!r} refused: {reason}",
                                             node.sourceline))
         for node in root.xpath("//bpmn:serviceTask", namespaces=NS):
@@ -177,7 +182,7 @@ class Definitions:
             text = (node.text or "").strip()
             if text and text != "-":
                 element, _ = _owner(node)
-                for reason in check_source(text, "eval", self.function_names):
+                for reason in self.refusals(text, "eval"):
                     problems.append(problem(source_name, element, f"decision cell refused: {reason}", node.sourceline))
         return problems
 
