@@ -108,6 +108,15 @@ class HandlerFailed(CaseError):
     status = 502
 
 
+class DefinitionError(CaseError):
+    """The procedure is at fault, not the user: a script or expression of the BPMN failed while running
+    (refused by the sandbox, too large, a bad timer value, an error of its own). The case was rolled back
+    unchanged; `element` names the BPMN element, the message says why."""
+
+    code = "definition_error"
+    status = 500
+
+
 class EngineError(CaseError):
     """SpiffWorkflow raised while running a case (a broken expression, an engine bug)."""
 

@@ -19,13 +19,14 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
+from SpiffWorkflow.task import Task
 
 from engine import clock
 from engine.core.compaction import compact
-from engine.core.sandbox import SandboxEnvironment, SandboxScriptEngine
+from engine.core.sandbox import SandboxEnvironment, SandboxScriptEngine, SandboxViolation
 from engine.core.serializer import SERIALIZER_VERSION, dump_workflow, load_workflow
 from engine.core.timers import pending_timers, sync_timers, timer_due
-from engine.errors import CaseError, EngineError, HandlerFailed
+from engine.errors import CaseError, DefinitionError, EngineError, HandlerFailed
 from engine.rules.status import CaseStatus, TaskRowState, check_task_transition
 from engine.store.ledger import append_events, state_digest
 from engine.store.models import Case, CaseTask, Outbox
@@ -90,6 +91,35 @@ class _HandlerError(Exception):
         super().__init__(f"handler {operation!r} failed: {cause}")
         self.operation = operation
         self.cause = cause
+
+
+def _definition_error(exc: WorkflowTaskException, element: str) -> DefinitionError:
+    """A script or expression of the procedure failed: refused by the sandbox, or an error of its own."""
+    original, seen = exc.__cause__ or exc.__context__, 0
+    while original is not None and not isinstance(original, SandboxViolation) and seen < 10:
+        original, seen = original.__cause__ or original.__context__, seen + 1
+    if isinstance(original, SandboxViolation):
+        line = getattr(exc, "line_number", None)
+        reason = (f"line {line}: " if line else "") + "refused by the sandbox: " + "; ".join(original.reasons)
+    else:
+        reason = str(exc).strip()
+    return DefinitionError(f"{element}: {reason}", element=element)
+
+
+def _bare_error(exc: Exception) -> CaseError:
+    """A plain exception out of SpiffWorkflow: its timers parse the value an expression gave unwrapped
+    (`ValueError: Invalid isoformat string`). The element is the task the innermost frame was updating."""
+    task, tb = None, exc.__traceback__
+    while tb is not None:
+        candidate = tb.tb_frame.f_locals.get("my_task", tb.tb_frame.f_locals.get("task"))
+        if isinstance(candidate, Task):
+            task = candidate
+        tb = tb.tb_next
+    element = task.task_spec.bpmn_id if task is not None else None
+    if task is not None and isinstance(getattr(task.task_spec, "event_definition", None), TimerEventDefinition):
+        return DefinitionError(f"{element}: the timer's expression gave no valid ISO 8601 instant, duration "
+                               f"or cycle: {type(exc).__name__}: {exc}", element=element)
+    return EngineError(f"{element or 'the engine'}: {type(exc).__name__}: {exc}", element=element)
 
 
 class CaseScriptEngine(SandboxScriptEngine):
@@ -176,6 +206,8 @@ class CaseOperation:
             raise self._wrap(exc) from exc
         except SpiffWorkflowException as exc:
             raise EngineError(f"the engine stopped: {exc}") from exc
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise _bare_error(exc) from exc
 
     def _wrap(self, exc: WorkflowTaskException) -> CaseError:
         task = getattr(exc, "task", None)
@@ -189,7 +221,9 @@ class CaseOperation:
         if isinstance(cause, _HandlerError):
             return HandlerFailed(f"service task {element} failed: {cause.cause}", element=element,
                                  handler=cause.operation)
-        return EngineError(f"{element}: {exc}", element=element, notes=notes or None)
+        if element is None:
+            return EngineError(f"the engine stopped: {exc}", notes=notes or None)
+        return _definition_error(exc, element)
 
     def _call_service(self, operation_name, operation_params, data):
         handler = self.rt.handlers.get(operation_name)
