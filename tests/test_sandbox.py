@@ -489,3 +489,76 @@ def test_huge_error_messages_are_shortened():
 
 def test_sandbox_module_does_not_import_flask():
     assert "flask" not in Path(sandbox.__file__).read_text().lower()
+
+
+# -- what a script returns: measured as stored, under the same budget and clock --------------
+
+# Each finishes quickly, refused: the walk over results counts a shared reference each time it
+# occurs (as JSON will write it) but visits each list once, and stops at the size limit.
+HOSTILE_RESULTS = {
+    "shared_reference_bomb": ("x = [0]*1000000; y = [x]*1000000", "too large to store"),
+    "small_list_shared_a_million_times": ("x = [0] * 1000\ny = [x] * 1000000", "variable 'y' is too large to store"),
+    "doubling_bomb": ("a = [0]\nfor i in range(64):\n    a = [a, a]", "variable 'a' is too large to store"),
+    "cycle": ("s = [0]\ns.append(s)", "variable 's' contains itself"),
+    "cycle_through_a_dict": ("d = {}\nd['me'] = [d]", "variable 'd' contains itself"),
+    "deep_nesting": ("a = []\nfor i in range(500):\n    a = [a]", "nested deeper than 100 levels"),
+    "many_small_variables": ("a = ['x' * 900000]\nb = ['y' * 900000]\nc = ['z' * 900000]",
+                             "the data the script leaves is too large to store"),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_RESULTS)
+def test_hostile_results_are_refused_in_a_real_workflow(name):
+    script, words = HOSTILE_RESULTS[name]
+    assert check_source(script, "exec", NAMES) == []
+    with pytest.raises(WorkflowTaskException) as caught:
+        run(script_bpmn(script), make_script_engine(FUNCTIONS))
+    assert caught.value.error_type == "SandboxLimitExceeded"
+    assert caught.value.task_spec.bpmn_id == "the_script"
+    assert words in str(caught.value), str(caught.value)
+
+
+# Comparing, hashing and sorting follow shared references in C without a pause: charged first.
+EXPANDING_OPERATIONS = [
+    "a = [0]\nb = [0]\nfor i in range(40):\n    a = [a, a]\n    b = [b, b]\nsame = a == b",
+    "t = (0,)\nfor i in range(60):\n    t = (t, t)\nd = {t: 1}",
+    "t = (0,)\nfor i in range(60):\n    t = (t, t)\nfound = t in [1, 2]",
+    "x = [0] * 1000000\ny = [x] * 1000000\nz = sorted(y)",
+    "x = [0] * 1000000\ny = [x] * 100\nz = set(tuple(v) for v in y) if y.count(x) else 0",
+    "t = (0,)\nfor i in range(60):\n    t = (t, t)\nd = {}\nv = d.get(t)",
+]
+
+
+@pytest.mark.parametrize("script", EXPANDING_OPERATIONS)
+def test_operations_over_shared_references_are_charged_to_the_budget(script):
+    with pytest.raises(SandboxLimitExceeded, match="operation budget"):
+        SandboxEnvironment().execute(script, {})
+
+
+def test_an_expression_result_is_measured_as_stored():
+    env = SandboxEnvironment()  # an expression's value may become task data (a decision's output)
+    with pytest.raises(SandboxLimitExceeded, match="the result is too large to store"):
+        env.evaluate("[[[0] * 100] * 100] * 1000", {})
+    assert len(env.evaluate("[[0] * 100] * 100", {})) == 100
+
+
+def test_shared_references_are_stored_as_a_tree():
+    data = {}
+    SandboxEnvironment().execute("x = [1, 2]\ny = [x, x]", data)
+    assert data["y"] == [[1, 2], [1, 2]] and data["y"][0] is not data["y"][1] and data["y"][0] is not data["x"]
+    assert json.loads(json.dumps(data)) == data
+
+
+def test_the_copy_in_and_out_share_the_run_budget(monkeypatch):
+    env = SandboxEnvironment()
+    big = {"items": [str(i) for i in range(20000)]}
+    env.execute("n = 1", big)  # within the budget
+    monkeypatch.setattr(sandbox_guards, "OPERATION_BUDGET", 20_000)
+    with pytest.raises(SandboxLimitExceeded, match="operation budget"):
+        env.execute("n = 1", big)  # only the copy of the task data into the script costs anything
+    with pytest.raises(SandboxLimitExceeded, match="operation budget"):
+        env.execute("x = list(range(12000))", {})  # 12,000 to build, then the result check and the copy
+    monkeypatch.setattr(sandbox_guards, "OPERATION_BUDGET", 10 ** 12)
+    monkeypatch.setattr(sandbox_guards, "TIME_LIMIT_SECONDS", 0.0)
+    with pytest.raises(SandboxLimitExceeded, match="time limit"):
+        env.execute("n = 1", big)

@@ -112,6 +112,55 @@ def test_a_user_task_without_a_lane_is_refused(vrt):
     assert ("work", "user task is not in a lane") in reasons(problems_of(vrt, data))
 
 
+# -- hostile code refused at validation, by running its literal-only parts ------------------
+
+COUNT_SCRIPT = b"rework_count = rework_count + 1"
+# name -> (script of the `count` task, words of the reason); each is legal Python the checker accepts.
+HOSTILE_SCRIPTS = {
+    "shared_reference_bomb": ("x = [0]*1000000; y = [x]*1000000", "too large to store"),
+    "small_list_shared_a_million_times": ("x = [0] * 1000; y = [x] * 1000000", "variable 'y' is too large"),
+    "string_times_ten_billion": ("x = 'a' * (10 ** 10)", "exceeds the limit of 1,000,000"),
+    "nested_comprehension_bomb": ("t = [[[0] * 1000 for i in range(1000)] for j in range(1000)]",
+                                  "operation budget"),
+    "percent_s_string_building": ("s = ('%s' * 10 ** 7) % tuple(range(10 ** 7))", "exceeds the limit"),
+    "deep_nesting": ("a = []\nfor i in range(500):\n    a = [a]", "nested deeper than 100 levels"),
+    "huge_int_power": ("n = 7 ** 7 ** 7", "integer result over 4096 bits"),
+    "range_bomb_reading_task_data": ("for i in range(10 ** 12):\n    rework_count = rework_count + 1",
+                                     "range of more than 1,000,000 items"),
+    "dict_bomb": ("d = {i: 'x' * 300 for i in range(10 ** 4)}", "variable 'd' is too large to store"),
+    "doubling_bomb": ("a = [0]\nfor i in range(64):\n    a = [a, a]", "variable 'a' is too large to store"),
+    "bomb_behind_a_data_branch": ("if answer == 'redo':\n    s = 'ab' * 10 ** 9\nrework_count = rework_count + 1",
+                                  "line 2: result of 2,000,000,000 items"),
+}
+
+
+def _line_of(data: bytes, text: bytes) -> int:
+    return data[: data.index(text)].count(b"\n") + 1
+
+
+@pytest.mark.parametrize("name", HOSTILE_SCRIPTS)
+def test_hostile_scripts_are_refused_naming_file_line_and_element(vrt, name):
+    script, words = HOSTILE_SCRIPTS[name]
+    data = diagram().replace(COUNT_SCRIPT, script.replace("<", "&lt;").encode())
+    found = problems_of(vrt, data)
+    assert [(p["file"], p["element"], p["line"]) for p in found] == [
+        ("mini.bpmn", "count", _line_of(data, b"<bpmn:script>"))], found
+    assert found[0]["reason"].startswith("expression refused: line ") and words in found[0]["reason"], found
+
+
+def test_a_hostile_condition_is_refused_naming_its_flow(vrt):
+    data = diagram(redo="answer == 'redo' and rework_count &lt; max_reworks and len('ab' * 10 ** 9) &gt; 0")
+    found = problems_of(vrt, data)
+    assert [(p["element"], p["line"]) for p in found] == [("f_redo", _line_of(data, b'id="f_redo"'))], found
+    assert "result of 2,000,000,000 items" in found[0]["reason"]
+
+
+def test_ordinary_scripts_that_read_task_data_pass(vrt):
+    script = b"total = 0\nfor i in range(10):\n    total = total + i\nlabels = [str(i) for i in range(100)]\n" \
+             b"rework_count = rework_count + 1"
+    assert problems_of(vrt, diagram().replace(COUNT_SCRIPT, script)) == []
+
+
 # -- any file gets a verdict ------------------------------------------------------------
 
 CAMUNDA = '''<?xml version="1.0" encoding="UTF-8"?>
@@ -187,6 +236,8 @@ def generated_files() -> dict[str, bytes]:
         "long_id.bpmn": template.replace(b'process id="mini"', b'process id="' + b"p" * 150 + b'"'),
         "script_attack.bpmn": template.replace(b"rework_count = rework_count + 1",
                                                b"().__class__.__base__.__subclasses__()"),
+        "script_shared_reference_bomb.bpmn": template.replace(COUNT_SCRIPT, b"x = [0]*1000000; y = [x]*1000000"),
+        "script_string_bomb.bpmn": template.replace(COUNT_SCRIPT, b"x = 'a' * (10 ** 10)"),
     }
 
 

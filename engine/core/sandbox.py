@@ -357,7 +357,7 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
                 value, plain = stored_copy(value, f"variable {name!r}")
                 if plain:
                     results[name] = value
-            check_stored_size(results, "the script's results")
+            check_stored_size(results, "the data the script leaves")
         context.update(results)
         return True
 
