@@ -16,7 +16,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from engine.errors import DefinitionError, HandlerFailed
+from engine.errors import DefinitionError
 from engine.services.processes import deploy_sources
 from engine.store.models import Case, CaseEvent, CaseTask, Outbox
 from tests.api_support import ApiClient

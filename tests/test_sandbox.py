@@ -20,7 +20,7 @@ from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnviron
 from SpiffWorkflow.spiff.parser import SpiffBpmnParser
 from SpiffWorkflow.util.task import TaskState
 
-from engine.core import sandbox, sandbox_guards
+from engine.core import sandbox, sandbox_limits
 from engine.core.sandbox import (
     SAFE_BUILTINS,
     SandboxEnvironment,
@@ -470,12 +470,12 @@ def test_scripts_cannot_grow_data_without_bound():
 
 def test_operation_budget_and_time_limit(monkeypatch):
     env = SandboxEnvironment()
-    monkeypatch.setattr(sandbox_guards, "OPERATION_BUDGET", 10_000)
+    monkeypatch.setattr(sandbox_limits, "OPERATION_BUDGET", 10_000)
     with pytest.raises(SandboxLimitExceeded, match="operation budget"):
         env.execute("n = 0\nfor i in range(100000):\n    n += 1", {})
     env.execute("n = 0\nfor i in range(1000):\n    n += 1", {})  # a fresh budget per run
-    monkeypatch.setattr(sandbox_guards, "OPERATION_BUDGET", 10 ** 12)
-    monkeypatch.setattr(sandbox_guards, "TIME_LIMIT_SECONDS", 0.05)
+    monkeypatch.setattr(sandbox_limits, "OPERATION_BUDGET", 10 ** 12)
+    monkeypatch.setattr(sandbox_limits, "TIME_LIMIT_SECONDS", 0.05)
     with pytest.raises(SandboxLimitExceeded, match="time limit"):
         env.execute("for i in range(10 ** 6):\n    for j in range(10 ** 6):\n        pass", {})
 
@@ -553,12 +553,12 @@ def test_the_copy_in_and_out_share_the_run_budget(monkeypatch):
     env = SandboxEnvironment()
     big = {"items": [str(i) for i in range(20000)]}
     env.execute("n = 1", big)  # within the budget
-    monkeypatch.setattr(sandbox_guards, "OPERATION_BUDGET", 20_000)
+    monkeypatch.setattr(sandbox_limits, "OPERATION_BUDGET", 20_000)
     with pytest.raises(SandboxLimitExceeded, match="operation budget"):
         env.execute("n = 1", big)  # only the copy of the task data into the script costs anything
     with pytest.raises(SandboxLimitExceeded, match="operation budget"):
         env.execute("x = list(range(12000))", {})  # 12,000 to build, then the result check and the copy
-    monkeypatch.setattr(sandbox_guards, "OPERATION_BUDGET", 10 ** 12)
-    monkeypatch.setattr(sandbox_guards, "TIME_LIMIT_SECONDS", 0.0)
+    monkeypatch.setattr(sandbox_limits, "OPERATION_BUDGET", 10 ** 12)
+    monkeypatch.setattr(sandbox_limits, "TIME_LIMIT_SECONDS", 0.0)
     with pytest.raises(SandboxLimitExceeded, match="time limit"):
         env.execute("n = 1", big)

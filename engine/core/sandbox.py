@@ -62,9 +62,8 @@ from engine.core.sandbox_guards import (  # noqa: F401  (re-exported)
     _Budget,
     _is_int,
     _repr_fits,
-    check_stored_size,
-    stored_copy,
 )
+from engine.core.sandbox_data import check_stored_size, stored_copy
 
 # -- the checker ---------------------------------------------------------------------------
 

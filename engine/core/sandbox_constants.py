@@ -22,7 +22,8 @@ from __future__ import annotations
 import ast
 
 from engine.core.sandbox import SandboxEnvironment, _guarded, _normalise, check_source
-from engine.core.sandbox_guards import _BUILTIN_FUNCTIONS, SandboxLimitExceeded, check_stored_size
+from engine.core.sandbox_data import check_stored_size
+from engine.core.sandbox_guards import _BUILTIN_FUNCTIONS, SandboxLimitExceeded
 
 _TRIVIAL = (ast.Constant, ast.Name, ast.Starred, ast.Slice)
 

@@ -1,97 +1,49 @@
-"""Resource guards of the BPMN sandbox: limits, the operation budget and the guarded helpers.
+"""Resource guards of the BPMN sandbox: the guarded helpers and the safe builtins.
 
 `engine.core.sandbox` rewrites accepted code so that arithmetic, formatting, method
 calls, slices and loops go through the helpers here, which refuse huge
 results (ints over `MAX_INT_BITS`, sequences over `MAX_SEQUENCE_LENGTH`) and
-stop runaway code (an operation budget and a time limit per evaluation), and
-it gives the code `SAFE_BUILTINS` only. Kept apart from the checker so each
-module reads on its own.
+stop runaway code (the operation budget and time limit of
+`engine.core.sandbox_limits`, charged with what comparing and hashing walk by
+`engine.core.sandbox_data`), and it gives the code `SAFE_BUILTINS` only. Kept
+apart from the checker so each module reads on its own.
 """
 from __future__ import annotations
 
 import math
 import operator
 import re
-import time
 from collections.abc import Iterable
-from contextvars import ContextVar
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from datetime import time as time_of_day
 from decimal import Decimal
 from itertools import chain
 
-MODES = ("eval", "exec")
-MAX_SOURCE_LENGTH = 20_000
-MAX_INT_BITS = 4096
-MAX_SEQUENCE_LENGTH = 1_000_000
-MAX_RANGE_LENGTH = 1_000_000
-MAX_FORMAT_WIDTH = 10_000
-MAX_DATA_DEPTH = 100
-# About the number of characters a value takes once stored as JSON, shared references expanded.
-MAX_STORED_SIZE = 2_000_000
-OPERATION_BUDGET = 10_000_000
-TIME_LIMIT_SECONDS = 5.0
-CACHE_SIZE = 4096
+from engine.core.sandbox_data import _scan
+from engine.core.sandbox_limits import (  # noqa: F401  (re-exported)
+    _BUDGET,
+    CACHE_SIZE,
+    DATA_ATTRIBUTES,
+    MAX_DATA_DEPTH,
+    MAX_FORMAT_WIDTH,
+    MAX_INT_BITS,
+    MAX_RANGE_LENGTH,
+    MAX_SEQUENCE_LENGTH,
+    MAX_SOURCE_LENGTH,
+    MAX_STORED_SIZE,
+    MODES,
+    MUTATING_METHODS,
+    OPERATION_BUDGET,
+    SAFE_METHODS,
+    TIME_LIMIT_SECONDS,
+    SandboxLimitExceeded,
+    SandboxViolation,
+    _Budget,
+    _charge,
+)
 
-# Methods of plain data that may be called, and the ones an expression may not call
-# because they change the data they are called on.
-SAFE_METHODS = frozenset({
-    "get", "keys", "values", "items", "copy", "setdefault", "update",
-    "append", "extend", "insert", "pop", "remove", "index", "count",
-    "lower", "upper", "strip", "lstrip", "rstrip", "split", "rsplit", "join", "replace",
-    "startswith", "endswith", "isoformat", "weekday", "isoweekday", "total_seconds",
-})
-MUTATING_METHODS = frozenset({"setdefault", "update", "append", "extend", "insert", "pop", "remove"})
-# Attributes that may be read (not called) on plain data.
-DATA_ATTRIBUTES = frozenset({
-    "year", "month", "day", "hour", "minute", "second", "microsecond",
-    "days", "seconds", "microseconds", "real", "imag",
-})
-
-
-class SandboxViolation(ValueError):
-    """Source refused by the sandbox; `reasons` says why, one line each."""
-
-    def __init__(self, source: str | None, reasons: Iterable[str] = ()):
-        self.source = source
-        self.reasons = list(reasons)
-        super().__init__("refused: " + "; ".join(self.reasons))
-
-
-class SandboxLimitExceeded(SandboxViolation):
-    """Raised while guarded code runs, when it would exceed a resource limit."""
-
-    def __init__(self, reason: str, source: str | None = None):
-        super().__init__(source, [reason])
-
-
-# -- resource guards ---------------------------------------------------------------------
-
-class _Budget:
-    __slots__ = ("remaining", "limit", "deadline", "seconds")
-
-    def __init__(self):
-        self.remaining = self.limit = OPERATION_BUDGET
-        self.seconds = TIME_LIMIT_SECONDS
-        self.deadline = time.monotonic() + self.seconds
-
-    def charge(self, n: int) -> None:
-        self.remaining -= n
-        if self.remaining < 0:
-            raise SandboxLimitExceeded(f"operation budget of {self.limit:,} exceeded")
-        if time.monotonic() > self.deadline:
-            raise SandboxLimitExceeded(f"time limit of {self.seconds:g} s exceeded")
-
-
-_BUDGET: ContextVar[_Budget | None] = ContextVar("sandbox_budget", default=None)
 _SIZED = (str, bytes, bytearray, list, tuple, dict, set, frozenset)
 _SEQUENCES = (str, bytes, bytearray, list, tuple)
-
-
-def _charge(n: int) -> None:
-    budget = _BUDGET.get()
-    if budget is not None:
-        budget.charge(n)
 
 
 def _is_int(value) -> bool:
@@ -310,156 +262,6 @@ def _guard_method(obj, name: str, *args, **kwargs):
     elif name in _COPYING_METHODS:
         _check_size(result)
     return result
-
-
-# -- the walk over data: comparing, checking and copying what code returns -----------------
-
-_PLAIN_SCALARS = frozenset({type(None), bool, int, float, str, date, datetime, timedelta, Decimal})
-_CONTAINERS = frozenset({list, tuple, set, dict})
-_CONTAINER_TYPES = (list, tuple, set, frozenset, dict)
-_CHARGE_EVERY = 1024
-
-
-class _Measure:
-    """What one walk found: sizes and heights per container visited (memoised by id), and flags."""
-
-    __slots__ = ("budget", "limit", "memo", "active", "pending", "plain", "cyclic")
-
-    def __init__(self, limit: int | None):
-        self.budget = _BUDGET.get() or _Budget()
-        self.limit = limit
-        self.memo: dict[int, tuple[int, int]] = {}
-        self.active: set[int] = set()  # the containers on the path from the root: a cycle
-        self.pending = 0
-        self.plain = True
-        self.cyclic = False
-
-    def visit(self, n: int) -> None:
-        self.pending += n
-        if self.pending >= _CHARGE_EVERY:
-            self.budget.charge(self.pending)
-            self.pending = 0
-
-
-def _scalar_size(value) -> int:
-    kind = type(value)
-    if kind is str:
-        return len(value) + 2
-    if kind is int:
-        return value.bit_length() // 3 + 1
-    if kind is Decimal:
-        return len(value.as_tuple().digits) + 8
-    return 32
-
-
-def _measure(value, m: _Measure) -> tuple[int, int]:
-    """(size, height) of `value` expanded as a tree, visiting each container once.
-
-    The size counts a shared reference each time it occurs, as JSON writes it
-    and as `==` or `hash` walk it, in about the characters it takes stored;
-    the work is the number of distinct containers' items, charged to the
-    budget. Stops as soon as the size passes `m.limit`.
-    """
-    kind = type(value)
-    if kind in _PLAIN_SCALARS:
-        return _scalar_size(value), 0
-    if kind not in _CONTAINERS:
-        m.plain = False
-        if not isinstance(value, _CONTAINER_TYPES):
-            return 1, 0
-    key = id(value)
-    known = m.memo.get(key)
-    if known is not None:
-        return known
-    if key in m.active:
-        m.cyclic = True
-        return 2, 0
-    if len(m.active) > MAX_DATA_DEPTH:  # deeper than anything stored; the height says so
-        return 2, MAX_DATA_DEPTH + 1
-    m.active.add(key)
-    m.visit(len(value) + 1)
-    size, height = 2, 0
-    limit = m.limit
-    for item in (chain.from_iterable(value.items()) if isinstance(value, dict) else value):
-        item_kind = type(item)
-        if item_kind is str:  # the common leaves inline: a list of a million numbers is common enough
-            size += len(item) + 3
-        elif item_kind is int:
-            size += item.bit_length() // 3 + 2
-        elif item_kind in _PLAIN_SCALARS:
-            size += _scalar_size(item) + 1
-        else:
-            item_size, item_height = _measure(item, m)
-            size += item_size + 1
-            height = max(height, item_height)
-        if limit is not None and size > limit:
-            break
-    m.active.discard(key)
-    m.memo[key] = size, height + 1
-    return size, height + 1
-
-
-def measure(value, limit: int | None = None) -> _Measure:
-    """Measure `value`; the result's `memo[id(value)]` is (size, height), `plain` and `cyclic` flags."""
-    m = _Measure(limit)
-    m.memo[0] = _measure(value, m)  # id 0 is never an object's: the root's figures
-    m.budget.charge(m.pending)
-    return m
-
-
-def _scan(value):
-    """Charge the work of comparing, hashing or searching `value`: every node it expands to.
-
-    `x == y`, `x in y`, `hash(x)`, `sorted(x)` follow shared references again
-    and again, in C and without a pause: `[[0] * 1000] * 1000` is two lists but
-    a million items to compare. The expanded size is found visiting each list
-    once, and charged to the budget before the operation runs.
-    """
-    if isinstance(value, _CONTAINER_TYPES):
-        budget = _BUDGET.get() or _Budget()
-        size = measure(value, max(budget.remaining, 0) + 1).memo[0][0]
-        budget.charge(size)
-    elif isinstance(value, _SIZED):
-        _charge(len(value))
-    return value
-
-
-def check_stored_size(value, what: str = "value", limit: int = MAX_STORED_SIZE) -> _Measure:
-    """Refuse a value that cannot be stored: over `limit` characters as stored, nested too deep, or a cycle."""
-    m = measure(value, limit)
-    size, height = m.memo[0]
-    if m.cyclic:
-        raise SandboxLimitExceeded(f"{what} contains itself (a cycle cannot be stored)")
-    if height > MAX_DATA_DEPTH:
-        raise SandboxLimitExceeded(f"{what} is nested deeper than {MAX_DATA_DEPTH} levels")
-    if size > limit:
-        raise SandboxLimitExceeded(f"{what} is too large to store (over {limit:,} characters as stored, "
-                                   f"shared references counted each time)")
-    return m
-
-
-def _copy(value):
-    kind = type(value)
-    if kind is dict:
-        return {_copy(key): _copy(item) for key, item in value.items()}
-    if kind in _CONTAINERS:
-        return kind(_copy(item) for item in value)
-    return value
-
-
-def stored_copy(value, what: str = "value", limit: int = MAX_STORED_SIZE) -> tuple[object, bool]:
-    """(a copy of `value` as it will be stored, whether it is plain data), refused when it cannot be stored.
-
-    The copy expands shared references, as the JSON serializer will, so what
-    is stored afterwards is a tree of at most `limit` characters. The size is
-    measured first, each container once, so the cost is bounded by the limit
-    and the script's own work, never by the expanded size.
-    """
-    m = check_stored_size(value, what, limit)
-    if isinstance(value, _CONTAINER_TYPES):
-        m.budget.charge(m.memo[0][0] // 8)  # the copy's own work, about one item per 8 characters
-    return _copy(value), m.plain
-
 
 _HELPERS = {
     "_sb_binop": _guard_binop,
