@@ -562,3 +562,12 @@ def test_the_copy_in_and_out_share_the_run_budget(monkeypatch):
     monkeypatch.setattr(sandbox_limits, "TIME_LIMIT_SECONDS", 0.0)
     with pytest.raises(SandboxLimitExceeded, match="time limit"):
         env.execute("n = 1", big)
+
+
+@pytest.mark.parametrize("script", [
+    "t = (0,)\nfor i in range(60):\n    t = (t, t)\ns = {*[t]}",
+    "a = [0]\nb = [0]\nfor i in range(40):\n    a = [a, a]\n    b = [b, b]\nm = max(a, b)",
+])
+def test_starred_sets_and_several_arguments_are_charged_too(script):
+    with pytest.raises(SandboxLimitExceeded, match="operation budget"):
+        SandboxEnvironment().execute(script, {})

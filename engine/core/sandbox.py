@@ -252,7 +252,9 @@ class _Guards(ast.NodeTransformer):
 
 
 def _scanned(node):
-    return node if isinstance(node, (ast.Constant, ast.Starred)) else _call(node, "_sb_scan", node)
+    if isinstance(node, ast.Starred):  # {*items}: each item is hashed
+        return ast.copy_location(ast.Starred(value=_call(node, "_sb_scan", node.value), ctx=node.ctx), node)
+    return node if isinstance(node, ast.Constant) else _call(node, "_sb_scan", node)
 
 
 def _has_starred(elements) -> bool:

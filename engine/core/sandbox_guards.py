@@ -288,8 +288,10 @@ def _sized(constructor):
 
 
 def _scanning(function):
-    def guarded(iterable, *args, **kwargs):
-        return function(_scan(iterable), *args, **kwargs)
+    def guarded(*args, **kwargs):
+        for arg in args:  # max(a, b) compares a with b
+            _scan(arg)
+        return function(*args, **kwargs)
     guarded.__name__ = guarded.__qualname__ = function.__name__
     return guarded
 
