@@ -87,18 +87,19 @@ def test_a_faulty_procedure_rolls_back_and_names_the_element(rt, name):
 
 # -- over HTTP --------------------------------------------------------------------------------
 
-def _claimed_mediation(api) -> tuple[str, str, tuple]:
+def _claimed_mediation(api) -> tuple[str, str]:
+    """A new case whose mediation task the community's acceptor has claimed: (case_no, task id)."""
     case_no = api.register()["case_no"]
     task = api.open_task(case_no)
     assert api.post(f"/api/v1/tasks/{task['id']}/claim", "yjp_acceptor").status_code == 200
-    return case_no, task["id"], None
+    return case_no, task["id"]
 
 
 @pytest.mark.parametrize("name", FAULTS)
 def test_over_http_the_error_names_the_element_and_nothing_changes(api, rt, name):
     _, _, form, element, words = FAULTS[name]
     deploy_fault(rt, name)
-    case_no, task_id, _ = _claimed_mediation(api)
+    case_no, task_id = _claimed_mediation(api)
     before = snapshot(rt, case_no)
     resp = api.post(f"/api/v1/tasks/{task_id}/complete", "yjp_acceptor", {"data": form})
     body = resp.get_json()
@@ -111,7 +112,7 @@ def test_over_http_the_error_names_the_element_and_nothing_changes(api, rt, name
 
 
 def test_over_http_a_failing_handler_is_a_502_naming_the_element(api, rt):
-    case_no, task_id, _ = _claimed_mediation(api)
+    case_no, task_id = _claimed_mediation(api)
     before = snapshot(rt, case_no)
 
     def broken(ctx, params, data):
@@ -131,7 +132,7 @@ def test_a_result_too_large_is_refused_while_an_intake_goes_through(app, demo, r
     the case lock (on SQLite the database's one writer lock): an intake sent meanwhile is registered."""
     deploy_fault(rt, "script_result_too_large")
     first = ApiClient(app.test_client(), demo)
-    case_no, task_id, _ = _claimed_mediation(first)
+    case_no, task_id = _claimed_mediation(first)
     before = snapshot(rt, case_no)
     answers: dict = {}
     started = threading.Barrier(2)
