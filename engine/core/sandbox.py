@@ -29,7 +29,6 @@ build, not what it holds at one moment.
 from __future__ import annotations
 
 import ast
-import contextlib
 import functools
 import textwrap
 from collections.abc import Callable, Iterable
@@ -383,21 +382,25 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
 
 
 
-@contextlib.contextmanager
-def _guarded(source: str):
+class _guarded:  # noqa: N801 - used as a context manager, like a function
     """One budget and one time limit for all the work done on `source`; errors that name it."""
-    token = _BUDGET.set(_Budget())
-    try:
-        yield
-    except SandboxViolation as err:
-        if err.source is None:
-            err.source = source
-        raise
-    except Exception as err:
-        _shrink_message(err)
-        raise
-    finally:
-        _BUDGET.reset(token)
+
+    __slots__ = ("source", "token")
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def __enter__(self):
+        self.token = _BUDGET.set(_Budget())
+
+    def __exit__(self, kind, err, _tb):
+        _BUDGET.reset(self.token)
+        if isinstance(err, SandboxViolation):
+            if err.source is None:
+                err.source = self.source
+        elif isinstance(err, Exception):
+            _shrink_message(err)
+        return False
 
 
 class SandboxScriptEngine(PythonScriptEngine):

@@ -28,6 +28,7 @@ from engine.core.sandbox_limits import (
 )
 
 _SIZED = (str, bytes, bytearray, list, tuple, dict, set, frozenset)
+_FREE_LENGTH = 256  # comparing strings this short costs less than charging for it
 
 _PLAIN_SCALARS = frozenset({type(None), bool, int, float, str, date, datetime, timedelta, Decimal})
 _CONTAINERS = frozenset({list, tuple, set, dict})
@@ -130,17 +131,22 @@ def _scan(value):
     a million items to compare. The expanded size is found visiting each list
     once, and charged to the budget before the operation runs.
     """
+    kind = type(value)
+    if kind is int or kind is bool or value is None:  # the usual operands, first and free
+        return value
     if isinstance(value, _CONTAINER_TYPES):
         budget = _BUDGET.get() or _Budget()
         size = measure(value, max(budget.remaining, 0) + 1).memo[0][0]
         budget.charge(size)
-    elif isinstance(value, _SIZED):
+    elif isinstance(value, _SIZED) and len(value) > _FREE_LENGTH:
         _charge(len(value))
     return value
 
 
-def check_stored_size(value, what: str = "value", limit: int = MAX_STORED_SIZE) -> _Measure:
+def check_stored_size(value, what: str = "value", limit: int = MAX_STORED_SIZE) -> _Measure | None:
     """Refuse a value that cannot be stored: over `limit` characters as stored, nested too deep, or a cycle."""
+    if not isinstance(value, _CONTAINER_TYPES) and (type(value) is not str or len(value) + 2 <= limit):
+        return None  # a scalar (its size is bounded by the guards that built it)
     m = measure(value, limit)
     size, height = m.memo[0]
     if m.cyclic:
@@ -170,7 +176,10 @@ def stored_copy(value, what: str = "value", limit: int = MAX_STORED_SIZE) -> tup
     measured first, each container once, so the cost is bounded by the limit
     and the script's own work, never by the expanded size.
     """
+    if not isinstance(value, _CONTAINER_TYPES):
+        if type(value) is str and len(value) + 2 > limit:
+            check_stored_size([value], what, limit)
+        return value, type(value) in _PLAIN_SCALARS
     m = check_stored_size(value, what, limit)
-    if isinstance(value, _CONTAINER_TYPES):
-        m.budget.charge(m.memo[0][0] // 8)  # the copy's own work, about one item per 8 characters
+    m.budget.charge(m.memo[0][0] // 8)  # the copy's own work, about one item per 8 characters
     return _copy(value), m.plain
