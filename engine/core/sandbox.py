@@ -13,14 +13,17 @@ this module holds:
   no name, attribute or keyword that starts with `_`. Definitions run it when
   a file is deployed; the environment runs it again before every evaluation.
 * guards: the accepted tree is rewritten so that arithmetic, formatting,
-  method calls, slices and loops go through the helpers of
-  `engine.core.sandbox_guards`, which refuse huge results
+  method calls, slices, loops, comparisons and hashed keys go through the
+  helpers of `engine.core.sandbox_guards`, which refuse huge results
   (ints over `MAX_INT_BITS`, sequences over `MAX_SEQUENCE_LENGTH`) and stop
-  runaway code (an operation budget and a time limit per evaluation).
+  runaway code (the operation budget and time limit of
+  `engine.core.sandbox_limits`, one per evaluation).
 * `SandboxEnvironment` and `SandboxScriptEngine`: SpiffWorkflow's script
   engine wired to the above. Code sees only `SAFE_BUILTINS`, the approved
-  functions and task data; a script's results reach the task data only if
-  they are plain data.
+  functions and a copy of the task data; a script's results reach the task
+  data only if they are plain data that can be stored (`engine.core.
+  sandbox_data`: measured as stored, each container once). Copying in,
+  running and copying back share the one budget and time limit.
 
 Limiting memory from inside Python is approximate: the budget counts the sizes
 of the values that guarded operations create, which bounds what a script can
