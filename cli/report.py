@@ -98,4 +98,5 @@ def rules_command(actor):
     from engine.services import assessment
 
     r = run_service(assessment.deploy_rules, runtime(), actor)
-    click.echo(f"assessment rules v{r['version']} (from {r['effective_from']}) {'deployed' if r['new'] else 'unchanged'}")
+    state = "deployed" if r["new"] else "unchanged"
+    click.echo(f"assessment rules v{r['version']} (from {r['effective_from']}) {state}")

@@ -9,7 +9,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from cli import fail, run_service, runtime
+from cli import fail, run_service
 
 
 @click.command("simulate")

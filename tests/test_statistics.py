@@ -6,7 +6,7 @@ database) on the test clock; the figures are then computed from what was recorde
 from __future__ import annotations
 
 import io
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 import openpyxl
@@ -202,7 +202,7 @@ def test_a_past_month_keeps_the_rules_in_force_then(rt, clock, rules, tmp_path):
     work = tmp_path / "processes"
     shutil.copytree(rt.processes_dir, work)
     text = (work / "assessment.toml").read_text()
-    (work / "assessment.toml").write_text(text.replace('effective_from = "2025-01"', 'effective_from = "2025-04"')
+    (work / "assessment.toml").write_text(text.replace('effective_from = "2020-01"', 'effective_from = "2025-04"')
                                           .replace("base = 100", "base = 90"))
     app2 = create_app({"SQLALCHEMY_DATABASE_URI": str(rt.db.engine.url.render_as_string(hide_password=False)),
                        "TESTING": True, "PROCESSES_DIR": str(work)})

@@ -114,10 +114,6 @@ def _previous(month: str) -> str:
     return f"{year - 1}-12" if m == 1 else f"{year}-{m - 1:02d}"
 
 
-def _own(facts: st.Facts, code: str) -> st.Facts:
-    return facts.subset(lambda c: code in c.own_units, lambda s: s.unit == code, lambda r: r["unit"] == code)
-
-
 def _deduction(item: dict, value, facts: st.Facts) -> dict:
     if item["kind"] == "rate":
         points = 0.0 if value is None else item["points"] * (1 - value)
@@ -127,14 +123,15 @@ def _deduction(item: dict, value, facts: st.Facts) -> dict:
             "cases": st.behind(item["figure"], facts) if points else []}
 
 
-def _score(rt, session, month: str, rules: dict) -> list[dict]:
-    facts = st.load_facts(rt, session, st.month_period(rt, month))
+def _score(rt, session, month: str, rules: dict, facts: st.Facts | None = None) -> list[dict]:
+    facts = facts or st.load_facts(rt, session, st.month_period(rt, month))
     kinds = {kind: group for group, kinds in rules["peers"].items() for kind in kinds}
+    own_facts = st.by_own_unit(facts)
     out = []
     for unit in sorted(rt.tables.units.values(), key=lambda u: u.code):
         if unit.kind not in kinds:
             continue
-        own = _own(facts, unit.code)
+        own = own_facts[unit.code]
         values = st.figures(own)
         deductions = [_deduction(item, values[item["figure"]], own) for item in rules["deductions"]]
         score = round(rules["base"] - sum(d["points"] for d in deductions), 2)
@@ -154,7 +151,8 @@ def _score(rt, session, month: str, rules: dict) -> list[dict]:
 def _compute(rt, session, month: str) -> dict:
     row = _rules_for(session, month)
     rules = parse_rules(row.source, f"{RULES_FILE} v{row.version}")
-    units = _score(rt, session, month, rules)
+    facts = st.load_facts(rt, session, st.month_period(rt, month))
+    units = _score(rt, session, month, rules, facts)
     previous = _frozen(session, _previous(month))
     if previous is not None:
         before = {u["unit"]: u["score"] for u in previous["units"]}
@@ -168,7 +166,7 @@ def _compute(rt, session, month: str) -> dict:
     for u in units:
         u["previous_score"] = before.get(u["unit"])
         u["change"] = None if u["previous_score"] is None else round(u["score"] - u["previous_score"], 2)
-    totals = st.figures(st.load_facts(rt, session, st.month_period(rt, month)))
+    totals = st.figures(facts)
     return {"month": month, "rules_version": row.version, "base": rules["base"], "statistics": totals,
             "units": sorted(units, key=lambda u: (u["peer_group"], u["rank"], u["unit"]))}
 

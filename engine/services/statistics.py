@@ -61,10 +61,11 @@ class Period:
     start: datetime
     end: datetime
     basis: str = "accepted"
+    observed: datetime | None = None  # set when the period is made: min(end, just after now)
 
     def as_of(self) -> datetime:
         """The exclusive bound of what is observed: the period's end, or just after now for a current period."""
-        return min(self.end, clock.now() + timedelta(microseconds=1))
+        return self.observed
 
     def view(self) -> dict:
         return {"from": self.first_day.isoformat(), "to": self.last_day.isoformat(), "basis": self.basis,
@@ -78,7 +79,7 @@ def period(rt, first_day: date, last_day: date, basis: str = "accepted") -> Peri
         raise InvalidInput("the period ends before it starts", errors={"to": ["must not be before 'from'"]})
     start = datetime.combine(first_day, time(), rt.tz)
     end = datetime.combine(last_day + timedelta(days=1), time(), rt.tz)
-    return Period(first_day, last_day, start, end, basis)
+    return Period(first_day, last_day, start, end, basis, min(end, clock.now() + timedelta(microseconds=1)))
 
 
 def month_period(rt, month: str, basis: str = "accepted") -> Period:
@@ -108,6 +109,7 @@ class CaseFacts:
     level_reached: str
     resolved_level: str | None = None
     ratings: list[str] = field(default_factory=list)
+    age_days: int | None = None    # backlog only: working days from acceptance to the period's end
 
 
 @dataclass
@@ -125,6 +127,8 @@ class StepFacts:
     due_at: datetime | None
     warn_at: datetime | None
     units: frozenset[str] = frozenset()
+    taken_days: int | None = None  # completed in the period: working days from ready to completed
+    limit_days: int | None = None  # ... and from ready to its deadline
 
 
 @dataclass
@@ -134,12 +138,10 @@ class Facts:
     steps: list[StepFacts]
     supervision: list[dict]
     backlog: list[CaseFacts]
-    working_days: callable
 
     def subset(self, case_pred, step_pred, sup_pred) -> "Facts":
         return Facts(self.period, [c for c in self.cases if case_pred(c)], [s for s in self.steps if step_pred(s)],
-                     [r for r in self.supervision if sup_pred(r)], [c for c in self.backlog if case_pred(c)],
-                     self.working_days)
+                     [r for r in self.supervision if sup_pred(r)], [c for c in self.backlog if case_pred(c)])
 
 
 def _chunks(ids):
@@ -215,14 +217,22 @@ def _with_ancestors(tables, codes) -> set[str]:
     return out
 
 
+CASE_COLUMNS = (Case.id, Case.case_no, Case.category, Case.channel, Case.community_code, Case.routed_unit,
+                Case.created_at, Case.closed_at)
+
+
 def load_facts(rt, session, p: Period) -> Facts:
     as_of = p.as_of()
     instant = Case.created_at if p.basis == "accepted" else _reported_column()
-    cohort = session.scalars(select(Case).where(instant >= p.start, instant < p.end, Case.created_at < as_of)).all()
+    cohort = session.execute(select(*CASE_COLUMNS).where(instant >= p.start, instant < p.end,
+                                                         Case.created_at < as_of)).all()
     cases = _case_facts(rt, session, cohort, as_of, with_events=True)
-    open_rows = session.scalars(select(Case).where(
+    open_rows = session.execute(select(*CASE_COLUMNS).where(
         Case.created_at < as_of, or_(Case.closed_at.is_(None), Case.closed_at >= as_of))).all()
     backlog = _case_facts(rt, session, open_rows, as_of, with_events=False)
+    days = rt.calendar.working_days_between
+    for c in backlog:
+        c.age_days = days(c.accepted_at, as_of)
     steps = _step_facts(rt, session, p, as_of)
     supervision = [
         {"case_no": no, "unit": unit, "step": step, "opened": p.start <= opened < p.end,
@@ -234,7 +244,7 @@ def load_facts(rt, session, p: Period) -> Facts:
             .join(Case, Case.id == Supervision.case_id)
             .where(or_(and_(Supervision.opened_at >= p.start, Supervision.opened_at < as_of),
                        and_(Supervision.closed_at >= p.start, Supervision.closed_at < as_of))))]
-    return Facts(p, cases, steps, supervision, backlog, rt.calendar.working_days_between)
+    return Facts(p, cases, steps, supervision, backlog)
 
 
 def _reported_column():
@@ -244,17 +254,27 @@ def _reported_column():
 def _step_facts(rt, session, p: Period, as_of: datetime) -> list[StepFacts]:
     lanes = rt.tables.lanes
     in_period = lambda col: and_(col >= p.start, col < as_of)  # noqa: E731
-    stmt = (select(CaseTask, Case.case_no, Case.category, Case.channel, Case.community_code)
+    stmt = (select(CaseTask.bpmn_id, CaseTask.unit_code, CaseTask.lane, CaseTask.state, CaseTask.created_at,
+                   CaseTask.ended_at, CaseTask.due_at, CaseTask.warn_at,
+                   Case.case_no, Case.category, Case.channel, Case.community_code)
             .join(Case, Case.id == CaseTask.case_id)
             .where(CaseTask.created_at < as_of,
                    or_(in_period(CaseTask.ended_at), in_period(CaseTask.due_at), in_period(CaseTask.warn_at))))
     out = []
-    for t, no, cat, ch, com in session.execute(stmt):
+    days = rt.calendar.working_days_between
+    ancestors: dict[str, frozenset[str]] = {}
+    for t in session.execute(stmt):
+        no, cat, ch, com = t.case_no, t.category, t.channel, t.community_code
         ended = t.ended_at if t.ended_at is not None and t.ended_at < as_of else None
-        out.append(StepFacts(no, t.bpmn_id, t.unit_code, cat, ch, com,
-                             lanes[t.lane].level if t.lane in lanes else None,
-                             t.state if ended else "open", t.created_at, ended, t.due_at, t.warn_at,
-                             frozenset(_with_ancestors(rt.tables, [t.unit_code])) if t.unit_code else frozenset()))
+        units = ancestors.get(t.unit_code)
+        if units is None and t.unit_code:
+            units = ancestors[t.unit_code] = frozenset(_with_ancestors(rt.tables, [t.unit_code]))
+        step = StepFacts(no, t.bpmn_id, t.unit_code, cat, ch, com, lanes[t.lane].level if t.lane in lanes else None,
+                         t.state if ended else "open", t.created_at, ended, t.due_at, t.warn_at, units or frozenset())
+        if ended is not None and step.state == "completed" and ended >= p.start:
+            step.taken_days = days(t.created_at, ended)
+            step.limit_days = days(t.created_at, t.due_at) if t.due_at is not None else None
+        out.append(step)
     return out
 
 
@@ -390,10 +410,10 @@ def step_days(f: Facts):
     taken: dict[str, list[int]] = defaultdict(list)
     limits: dict[str, list[int]] = defaultdict(list)
     for s in f.steps:
-        if s.state == "completed" and s.ended_at is not None and s.ended_at >= f.period.start:
-            taken[s.step].append(f.working_days(s.created_at, s.ended_at))
-            if s.due_at is not None:
-                limits[s.step].append(f.working_days(s.created_at, s.due_at))
+        if s.taken_days is not None:
+            taken[s.step].append(s.taken_days)
+            if s.limit_days is not None:
+                limits[s.step].append(s.limit_days)
     out = {}
     for step, days in sorted(taken.items()):
         days.sort()
@@ -405,10 +425,9 @@ def step_days(f: Facts):
 
 def backlog_by_age(f: Facts):
     """Cases open at the period's end, by working days since acceptance: 0–2, 3–5, 6–10, 11–20, 21+."""
-    as_of = f.period.as_of()
     out = {(f"{lo}-{hi}" if hi is not None else f"{lo}+"): 0 for lo, hi in AGE_BUCKETS}
     for c in f.backlog:
-        age = f.working_days(c.accepted_at, as_of)
+        age = c.age_days
         for (lo, hi), key in zip(AGE_BUCKETS, out):
             if age >= lo and (hi is None or age <= hi):
                 out[key] += 1
@@ -480,6 +499,24 @@ def _group_keys(group_by: str):
     return (lambda c: {getattr(c, attr)}, lambda s: {getattr(s, attr)}, lambda r: {r[attr]})
 
 
+def by_own_unit(facts: Facts) -> dict[str, Facts]:
+    """The facts of each unit's own cases, steps and supervision records (no roll-up), by unit code."""
+    out: dict[str, Facts] = defaultdict(lambda: Facts(facts.period, [], [], [], []))
+    for c in facts.cases:
+        for code in c.own_units:
+            out[code].cases.append(c)
+    for c in facts.backlog:
+        for code in c.own_units:
+            out[code].backlog.append(c)
+    for s in facts.steps:
+        if s.unit:
+            out[s.unit].steps.append(s)
+    for r in facts.supervision:
+        if r["unit"]:
+            out[r["unit"]].supervision.append(r)
+    return out
+
+
 def _scope_units(rt, user, unit: str | None) -> set[str] | None:
     """The units whose subtree the caller may see (None: all); `unit` narrows it to one subtree."""
     if user is not None and not sees_all(user):
@@ -524,17 +561,24 @@ def _assemble(rt, facts: Facts, scope, group_by, category, channel) -> dict:
     if group_by is None:
         return result
     case_key, step_key, sup_key = _group_keys(group_by)
-    keys = set()
-    for c in facts.cases + facts.backlog:
-        keys |= case_key(c)
+    buckets: dict[str, Facts] = defaultdict(lambda: Facts(facts.period, [], [], [], []))
+    for c in facts.cases:
+        for key in case_key(c):
+            buckets[key].cases.append(c)
+    for c in facts.backlog:
+        for key in case_key(c):
+            buckets[key].backlog.append(c)
     for s in facts.steps:
-        keys |= step_key(s)
-    keys.discard(None)
+        for key in step_key(s):
+            buckets[key].steps.append(s)
+    for r in facts.supervision:
+        for key in sup_key(r):
+            buckets[key].supervision.append(r)
+    keys = set(buckets) - {None}
     if scope is not None and group_by in ("unit", "community"):
         keys &= scope
     for key in sorted(keys):
-        sub = facts.subset(lambda c: key in case_key(c), lambda s: key in step_key(s), lambda r: key in sup_key(r))
         unit = rt.tables.units.get(key) if group_by in ("unit", "community") else None
         result["groups"].append({"key": key, "name": unit.name if unit else key,
-                                 "kind": unit.kind if unit else None, **figures(sub)})
+                                 "kind": unit.kind if unit else None, **figures(buckets[key])})
     return result
