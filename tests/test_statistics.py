@@ -278,3 +278,12 @@ def test_the_report_commands(app, rt, clock, tmp_path):
     assert "hash ok, reproducible" in runner.invoke(args=["report", "verify", "2025-03"]).output
     result = runner.invoke(args=["report", "monthly", "2025/03"])
     assert result.exit_code == 1 and "expected YYYY-MM" in result.output
+
+
+def test_the_readme_table_is_the_definitions():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- statistics-definitions -->")[1].split("<!-- /statistics-definitions -->")[0]
+    rows = [line for line in block.strip().splitlines()[2:]]
+    assert rows == [f"| `{d['key']}` | {d['definition']} |" for d in definitions()]
