@@ -49,6 +49,10 @@ def _prepare() -> None:
     upgrade(directory=current_app.extensions["migrate"].directory)
     for r in deploy_paths(runtime(), None, "serve"):
         click.echo(f"{r['process_id']} v{r['version']} {'deployed' if r['new'] else 'unchanged'}")
+    from engine.services.assessment import deploy_rules
+
+    r = run_service(deploy_rules, runtime(), "serve")
+    click.echo(f"assessment rules v{r['version']} {'deployed' if r['new'] else 'unchanged'}")
 
 
 def _serve(host: str, port: int, timers: bool) -> None:

@@ -339,3 +339,19 @@ def test_load_time_limits_missing_section(tmp_path):
     (tmp_path / "time_limits.toml").write_text(text.replace("[rework]", "[reworks]"), encoding="utf-8")
     with pytest.raises(ValueError, match=r"rework"):
         load_time_limits(tmp_path)
+
+
+def test_working_days_between_counts_as_walking_day_by_day(cal):
+    """The per-year tables give exactly the day-by-day count, across years, holidays and make-up days."""
+    import random
+
+    rng = random.Random(5)
+    tz = ZoneInfo("Asia/Shanghai")
+    for _ in range(300):
+        a = datetime(2023, 1, 1, tzinfo=tz) + timedelta(hours=rng.uniform(0, 3 * 365 * 24))
+        b = a + timedelta(hours=rng.uniform(-48, 400 * 24))
+        expected, d = 0, a.date()
+        while b > a and d < b.date():
+            d += timedelta(days=1)
+            expected += cal.is_working_day(d)
+        assert cal.working_days_between(a, b) == expected, (a, b)

@@ -155,6 +155,7 @@ class WorkingCalendar:
         self._extra_workdays: frozenset[date] = frozenset()
         self._package_years: dict[int, bool] = {}
         self._day_cache: dict[date, tuple[bool, bool]] = {}
+        self._year_counts: dict[int, list[int]] = {}  # per year: working days from 1 January up to each day
         self._warned_years: set[int] = set()
         self._lock = threading.Lock()
         if self.overrides_path is not None:
@@ -371,11 +372,22 @@ class WorkingCalendar:
         last = self._local(end, "end")
         if last <= first:
             return 0
-        count, d = 0, first.date()
-        while d < last.date():
-            d += _ONE_DAY
-            count += self._day(d)[0]
-        return count
+        a, b = first.date(), last.date()
+        upto = self._year_table(b.year)[b.timetuple().tm_yday - 1]
+        before = self._year_table(a.year)[a.timetuple().tm_yday - 1]
+        return upto - before + sum(self._year_table(y)[-1] for y in range(a.year, b.year))
+
+    def _year_table(self, year: int) -> list[int]:
+        """Working days from 1 January of `year` up to and including each of its days (built once)."""
+        table = self._year_counts.get(year)
+        if table is None:
+            table, count, d = [], 0, date(year, 1, 1)
+            while d.year == year:
+                count += self._day(d)[0]
+                table.append(count)
+                d += _ONE_DAY
+            self._year_counts[year] = table
+        return table
 
 
 def load_calendar(processes_dir: Path, tz: str = "Asia/Shanghai") -> WorkingCalendar:

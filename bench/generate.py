@@ -1,0 +1,173 @@
+"""Bulk generator: a database of N realistic cases, written through the real tables, in minutes.
+
+    python bench/generate.py --cases 1000000 --db-url postgresql+psycopg://postgres@127.0.0.1:5432/test \
+        [--schema NAME] [--from 2022-01-01 --years 5] [--templates 400] [--seed 1]
+
+First it runs `--templates` disputes through the real engine, handlers and timer service
+with `flask simulate`'s engine (a month on the virtual clock, the default profile), so the
+templates are real cases on every path: resolved by the community, handled by a
+department, returned, rated dissatisfied and reworked, late and escalated, still open.
+Then it clones them, row for row — case, task projection, events, timers, supervision
+records — each clone shifted to a random instant of the span (`--years` from `--from`),
+until N cases exist. Cloned events keep their template's hashes, so `flask audit verify`
+is not meant for generated cases: they exist to measure lists, statistics and
+assessments at city scale (bench/stats_bench.py and the production benchmarks).
+It prints the time taken and rows written; `--schema` (PostgreSQL) keeps the data in a
+schema of that name for later benches (default: a new `gen_...` schema, printed).
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+import uuid
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+
+BATCH = 2000
+
+
+def make_runtime(db_url: str, schema: str | None):
+    from flask_migrate import upgrade
+
+    from app import create_app, runtime_of
+    from engine.services.processes import deploy_paths
+
+    if db_url.startswith("postgresql"):
+        schema = schema or f"gen_{uuid.uuid4().hex[:8]}"
+        admin = sa.create_engine(db_url)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        admin.dispose()
+        db_url = f"{db_url}{'&' if '?' in db_url else '?'}options=-csearch_path%3D{schema}"
+    app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "LOG_LEVEL": "WARNING"})
+    with app.app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+    rt = runtime_of(app)
+    deploy_paths(rt, None, "generator")
+    return rt, db_url
+
+
+def templates(rt, n: int, seed: int, first: date):
+    from engine.services.simulation import simulate
+    from timers import TimerService
+
+    last = (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    simulate(rt, first, last, seed, TimerService(rt, "generator").run_until_idle, cases_total=n)
+    from engine.store.models import Case, CaseEvent, CaseTask
+    from engine.store.timer_models import CaseTimer, Supervision
+
+    def rows(session, model, case_ids):
+        out: dict[int, list[dict]] = {}
+        cols = [c.key for c in model.__table__.columns]
+        for obj in session.scalars(sa.select(model).where(model.case_id.in_(case_ids))):
+            out.setdefault(obj.case_id, []).append({c: getattr(obj, c) for c in cols})
+        return out
+
+    with rt.db.read() as session:
+        columns = [c.key for c in Case.__table__.columns]
+        cases = [{c: getattr(obj, c) for c in columns} for obj in session.scalars(sa.select(Case))]
+        ids = [c["id"] for c in cases]
+        related = {m.__tablename__: rows(session, m, ids) for m in (CaseTask, CaseEvent, CaseTimer, Supervision)}
+    start = datetime.combine(first, datetime.min.time(), rt.tz)
+    return cases, related, start
+
+
+def clone(rt, cases, related, origin: datetime, n: int, first: date, years: int, seed: int) -> dict:
+    from engine.store.models import Case, CaseEvent, CaseTask
+    from engine.store.timer_models import CaseTimer, Supervision
+
+    rng = random.Random(seed)
+    span = (datetime.combine(first.replace(year=first.year + years), datetime.min.time(), rt.tz)
+            - datetime.combine(first, datetime.min.time(), rt.tz)).total_seconds() - 31 * 86400
+    base = datetime.combine(first, datetime.min.time(), rt.tz)
+    tables = {"case_task": CaseTask, "case_event": CaseEvent, "case_timer": CaseTimer, "supervision": Supervision}
+    written = {name: 0 for name in ["dispute_case", *tables]}
+    with rt.db.engine.connect() as conn:
+        next_id = (conn.execute(sa.select(sa.func.max(Case.id))).scalar() or 0) + 1
+    counters: dict[int, int] = {}
+    pending = {name: [] for name in written}
+
+    def flush():
+        with rt.db.engine.begin() as conn:
+            if pending["dispute_case"]:
+                conn.execute(sa.insert(Case), pending["dispute_case"])
+            for name, model in tables.items():
+                if pending[name]:
+                    conn.execute(sa.insert(model), pending[name])
+        for name in pending:
+            written[name] += len(pending[name])
+            pending[name].clear()
+
+    for k in range(n):
+        t = cases[k % len(cases)]
+        # A case still open in its template is placed in the span's last month, as open cases are recent.
+        offset = span if t["closed_at"] is None else rng.uniform(0, span)
+        shift = base + timedelta(seconds=offset) - origin
+        case_id = next_id + k
+        created = t["created_at"] + shift
+        year = created.astimezone(rt.tz).year
+        counters[year] = counters.get(year, 0) + 1
+        row = {**t, "id": case_id, "case_no": f"{year}-{counters[year]:07d}", "created_by": "generator"}
+        for col in ("created_at", "updated_at", "closed_at", "replied_at"):
+            if row.get(col) is not None:
+                row[col] = row[col] + shift
+        if "reported_at" in row and row["reported_at"] is not None:
+            row["reported_at"] = row["reported_at"] + shift
+        pending["dispute_case"].append(row)
+        task_ids = {}
+        for name in tables:
+            for r in related[name].get(t["id"], []):
+                r = {**r, "case_id": case_id}
+                if name == "case_task":
+                    r["id"] = task_ids.setdefault(r["id"], str(uuid.uuid4()))
+                else:
+                    del r["id"]  # the table numbers its own rows
+                for col in ("task_id", "attached_task_id"):
+                    if r.get(col):
+                        r[col] = task_ids.setdefault(r[col], str(uuid.uuid4()))
+                for col in ("created_at", "ended_at", "due_at", "warn_at", "at", "opened_at", "closed_at",
+                            "lease_until"):
+                    if r.get(col) is not None:
+                        r[col] = r[col] + shift
+                pending[name].append(r)
+        if len(pending["dispute_case"]) >= BATCH:
+            flush()
+    flush()
+    return written
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--db-url", default=None, help="default: a new SQLite file under /tmp")
+    parser.add_argument("--schema", default=None, help="PostgreSQL schema to fill (default: a new one)")
+    parser.add_argument("--from", dest="first", default="2022-01-01")
+    parser.add_argument("--years", type=int, default=5)
+    parser.add_argument("--templates", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    db_url = args.db_url or f"sqlite:////tmp/generated-{uuid.uuid4().hex[:8]}.db"
+    started = time.perf_counter()
+    rt, url = make_runtime(db_url, args.schema)
+    first = date.fromisoformat(args.first)
+    cases, related, origin = templates(rt, args.templates, args.seed, first)
+    made = time.perf_counter()
+    written = clone(rt, cases, related, origin, max(0, args.cases - len(cases)), first, args.years, args.seed)
+    done = time.perf_counter()
+    written["dispute_case"] += len(cases)
+    print(f"database: {url}")
+    print(f"templates: {len(cases)} cases through the engine in {made - started:.1f} s")
+    print(f"cloned: {written['dispute_case']:,} cases, {written['case_task']:,} tasks, {written['case_event']:,} "
+          f"events, {written['case_timer']:,} timers, {written['supervision']:,} supervision records "
+          f"in {done - made:.1f} s ({(written['dispute_case'] - len(cases)) / max(done - made, 1e-9):,.0f} cases/s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,584 @@
+"""Statistics (综合统计): every figure the supervision centre reports, defined once.
+
+Each figure is one function below (`FIGURES`), with a docstring saying exactly what it
+counts; the API, the command line, the XLSX report, the monthly assessment and the
+simulation all call `compute_statistics`, which applies the same functions to the whole
+scope and to each group. Nothing is typed in: every figure comes from the case records
+(`dispute_case`, the `case_task` projection, `supervision`) and the case event log.
+
+Two populations, named in each docstring:
+
+* **the cohort**: cases accepted in the period (by acceptance time, `basis=accepted`, or
+  by `reported_at`, `basis=reported`), observed as of the period's end — what happened
+  to them later is not counted, so a past period's figures do not move;
+* **the activity**: steps (user tasks) that fell due, turned yellow or red, or ended
+  in the period, and supervision records opened or closed in it, whichever case they
+  belong to.
+
+Grouping by unit rolls the organisation tree up: a case belongs to its accepting
+community, its routed unit and every unit that had a task on it, and to all their
+ancestors (a street office counts its communities' cases, the city everything); a step
+belongs to its unit and that unit's ancestors. Rates are fractions 0..1 (None when
+nothing was counted) with `<key>_numerator` and `<key>_denominator` beside them.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import and_, or_, select
+
+from engine import clock
+from engine.errors import Forbidden, InvalidInput
+from engine.rules.access import sees_all
+from engine.store.models import Case, CaseEvent, CaseTask
+from engine.store.timer_models import Supervision
+
+LEVELS = ("community", "street", "department", "district_coordination", "city_coordination",
+          "joint_meeting", "supervision")
+RATINGS = ("satisfied", "basically_satisfied", "dissatisfied", "not_implemented")
+GOOD_RATINGS = frozenset({"satisfied", "basically_satisfied"})
+BAD_RATINGS = frozenset({"dissatisfied", "not_implemented"})
+GROUPINGS = ("unit", "category", "channel", "level", "community")
+BASES = ("accepted", "reported")
+SIGN_FOR_STEPS = frozenset({"sign_for"})
+HANDLING_STEPS = frozenset({"handle"})
+AGE_BUCKETS = ((0, 2), (3, 5), (6, 10), (11, 20), (21, None))  # working days, inclusive
+CHUNK = 500  # ids per IN (...) list
+
+
+# -- the period -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """[start, end) in UTC, from local calendar dates; `basis` says which instant selects the cohort."""
+
+    first_day: date
+    last_day: date
+    start: datetime
+    end: datetime
+    basis: str = "accepted"
+    observed: datetime | None = None  # set when the period is made: min(end, just after now)
+
+    def as_of(self) -> datetime:
+        """The exclusive bound of what is observed: the period's end, or just after now for a current period."""
+        return self.observed
+
+    def view(self) -> dict:
+        return {"from": self.first_day.isoformat(), "to": self.last_day.isoformat(), "basis": self.basis,
+                "start": self.start.isoformat(), "end": self.end.isoformat(), "as_of": self.as_of().isoformat()}
+
+
+def period(rt, first_day: date, last_day: date, basis: str = "accepted") -> Period:
+    if basis not in BASES:
+        raise InvalidInput(f"unknown basis {basis!r}", errors={"basis": [f"must be one of: {', '.join(BASES)}"]})
+    if last_day < first_day:
+        raise InvalidInput("the period ends before it starts", errors={"to": ["must not be before 'from'"]})
+    start = datetime.combine(first_day, time(), rt.tz)
+    end = datetime.combine(last_day + timedelta(days=1), time(), rt.tz)
+    return Period(first_day, last_day, start, end, basis, min(end, clock.now() + timedelta(microseconds=1)))
+
+
+def month_period(rt, month: str, basis: str = "accepted") -> Period:
+    """The calendar month 'YYYY-MM' (local time)."""
+    try:
+        first = datetime.strptime(month, "%Y-%m").date()
+    except (TypeError, ValueError):
+        raise InvalidInput(f"not a month: {month!r}", errors={"month": ["expected YYYY-MM, e.g. 2026-11"]})
+    following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return period(rt, first, following - timedelta(days=1), basis)
+
+
+# -- the facts the figures read ---------------------------------------------------------
+
+
+@dataclass
+class CaseFacts:
+    id: int
+    case_no: str
+    category: str
+    channel: str
+    community: str
+    accepted_at: datetime
+    closed_at: datetime | None
+    units: frozenset[str]          # every unit it touched, and their ancestors (the roll-up)
+    own_units: frozenset[str]      # only the units it touched itself
+    level_reached: str
+    resolved_level: str | None = None
+    ratings: list[str] = field(default_factory=list)
+    age_days: int | None = None    # backlog only: working days from acceptance to the period's end
+
+
+@dataclass
+class StepFacts:
+    case_no: str
+    step: str
+    unit: str | None
+    category: str
+    channel: str
+    community: str
+    level: str | None
+    state: str
+    created_at: datetime
+    ended_at: datetime | None
+    due_at: datetime | None
+    warn_at: datetime | None
+    units: frozenset[str] = frozenset()
+    taken_days: int | None = None  # completed in the period: working days from ready to completed
+    limit_days: int | None = None  # ... and from ready to its deadline
+
+
+@dataclass
+class Facts:
+    period: Period
+    cases: list[CaseFacts]
+    steps: list[StepFacts]
+    supervision: list[dict]
+    backlog: list[CaseFacts]
+
+    def subset(self, case_pred, step_pred, sup_pred) -> "Facts":
+        return Facts(self.period, [c for c in self.cases if case_pred(c)], [s for s in self.steps if step_pred(s)],
+                     [r for r in self.supervision if sup_pred(r)], [c for c in self.backlog if case_pred(c)])
+
+
+def _chunks(ids):
+    ids = list(ids)
+    for i in range(0, len(ids), CHUNK):
+        yield ids[i:i + CHUNK]
+
+
+def _level_rank(level: str | None) -> int:
+    return LEVELS.index(level) if level in LEVELS[:-1] else -1
+
+
+def _case_facts(rt, session, rows, as_of: datetime, with_events: bool) -> list[CaseFacts]:
+    lanes = rt.tables.lanes
+    by_id = {r.id: r for r in rows}
+    units: dict[int, set[str]] = defaultdict(set)
+    reached: dict[int, str] = {}
+    for chunk in _chunks(by_id):
+        for case_id, unit, lane in session.execute(
+                select(CaseTask.case_id, CaseTask.unit_code, CaseTask.lane)
+                .where(CaseTask.case_id.in_(chunk), CaseTask.created_at < as_of)):
+            if unit:
+                units[case_id].add(unit)
+            level = lanes[lane].level if lane in lanes else None
+            if _level_rank(level) > _level_rank(reached.get(case_id)):
+                reached[case_id] = level
+    facts = {}
+    for r in rows:
+        closed = r.closed_at if r.closed_at is not None and r.closed_at < as_of else None
+        own = {r.community_code, *units[r.id]} | ({r.routed_unit} if r.routed_unit else set())
+        facts[r.id] = CaseFacts(r.id, r.case_no, r.category, r.channel, r.community_code, r.created_at, closed,
+                                frozenset(_with_ancestors(rt.tables, own)), frozenset(own),
+                                reached.get(r.id, "community"))
+    if with_events:
+        _read_outcomes(rt, session, facts, as_of)
+    return list(facts.values())
+
+
+def _read_outcomes(rt, session, facts: dict[int, CaseFacts], as_of: datetime) -> None:
+    """From the event log: the level whose step produced the (last) reply, and every rating."""
+    lanes = rt.tables.lanes
+    last_lane: dict[int, str | None] = {}
+    for chunk in _chunks(facts):
+        stmt = (select(CaseEvent.case_id, CaseEvent.type, CaseEvent.lane, CaseEvent.payload)
+                .where(CaseEvent.case_id.in_(chunk), CaseEvent.at < as_of,
+                       CaseEvent.type.in_(("task_completed", "service_called")))
+                .order_by(CaseEvent.case_id, CaseEvent.seq))
+        for case_id, type_, lane, payload in session.execute(stmt):
+            f = facts[case_id]
+            payload = payload or {}
+            if type_ == "task_completed":
+                last_lane[case_id] = lane
+                rating = (payload.get("data") or {}).get("rating")
+                if rating in RATINGS:
+                    f.ratings.append(rating)
+            elif payload.get("handler") == "unified_reply":
+                lane_of_reply = last_lane.get(case_id)
+                f.resolved_level = lanes[lane_of_reply].level if lane_of_reply in lanes else None
+    for f in facts.values():
+        if f.closed_at is None:
+            f.resolved_level = None
+
+
+def _with_ancestors(tables, codes) -> set[str]:
+    out = set()
+    for code in codes:
+        unit, seen = tables.units.get(code), set()
+        out.add(code)
+        while unit is not None and unit.parent and unit.parent not in seen:
+            seen.add(unit.parent)
+            out.add(unit.parent)
+            unit = tables.units.get(unit.parent)
+    return out
+
+
+CASE_COLUMNS = (Case.id, Case.case_no, Case.category, Case.channel, Case.community_code, Case.routed_unit,
+                Case.created_at, Case.closed_at)
+
+
+def load_facts(rt, session, p: Period) -> Facts:
+    as_of = p.as_of()
+    instant = Case.created_at if p.basis == "accepted" else _reported_column()
+    cohort = session.execute(select(*CASE_COLUMNS).where(instant >= p.start, instant < p.end,
+                                                         Case.created_at < as_of)).all()
+    cases = _case_facts(rt, session, cohort, as_of, with_events=True)
+    open_rows = session.execute(select(*CASE_COLUMNS).where(
+        Case.created_at < as_of, or_(Case.closed_at.is_(None), Case.closed_at >= as_of))).all()
+    backlog = _case_facts(rt, session, open_rows, as_of, with_events=False)
+    days = rt.calendar.working_days_between
+    for c in backlog:
+        c.age_days = days(c.accepted_at, as_of)
+    steps = _step_facts(rt, session, p, as_of)
+    supervision = [
+        {"case_no": no, "unit": unit, "step": step, "opened": p.start <= opened < p.end,
+         "closed": closed is not None and p.start <= closed < p.end,
+         "category": cat, "channel": ch, "community": com, "units": frozenset(_with_ancestors(rt.tables, [unit]))}
+        for no, unit, step, opened, closed, cat, ch, com in session.execute(
+            select(Case.case_no, Supervision.unit_code, Supervision.step, Supervision.opened_at,
+                   Supervision.closed_at, Case.category, Case.channel, Case.community_code)
+            .join(Case, Case.id == Supervision.case_id)
+            .where(or_(and_(Supervision.opened_at >= p.start, Supervision.opened_at < as_of),
+                       and_(Supervision.closed_at >= p.start, Supervision.closed_at < as_of))))]
+    return Facts(p, cases, steps, supervision, backlog)
+
+
+def _reported_column():
+    return getattr(Case, "reported_at", Case.created_at)
+
+
+def _step_facts(rt, session, p: Period, as_of: datetime) -> list[StepFacts]:
+    lanes = rt.tables.lanes
+    in_period = lambda col: and_(col >= p.start, col < as_of)  # noqa: E731
+    stmt = (select(CaseTask.bpmn_id, CaseTask.unit_code, CaseTask.lane, CaseTask.state, CaseTask.created_at,
+                   CaseTask.ended_at, CaseTask.due_at, CaseTask.warn_at,
+                   Case.case_no, Case.category, Case.channel, Case.community_code)
+            .join(Case, Case.id == CaseTask.case_id)
+            .where(CaseTask.created_at < as_of,
+                   or_(in_period(CaseTask.ended_at), in_period(CaseTask.due_at), in_period(CaseTask.warn_at))))
+    out = []
+    days = rt.calendar.working_days_between
+    ancestors: dict[str, frozenset[str]] = {}
+    for t in session.execute(stmt):
+        no, cat, ch, com = t.case_no, t.category, t.channel, t.community_code
+        ended = t.ended_at if t.ended_at is not None and t.ended_at < as_of else None
+        units = ancestors.get(t.unit_code)
+        if units is None and t.unit_code:
+            units = ancestors[t.unit_code] = frozenset(_with_ancestors(rt.tables, [t.unit_code]))
+        step = StepFacts(no, t.bpmn_id, t.unit_code, cat, ch, com, lanes[t.lane].level if t.lane in lanes else None,
+                         t.state if ended else "open", t.created_at, ended, t.due_at, t.warn_at, units or frozenset())
+        if ended is not None and step.state == "completed" and ended >= p.start:
+            step.taken_days = days(t.created_at, ended)
+            step.limit_days = days(t.created_at, t.due_at) if t.due_at is not None else None
+        out.append(step)
+    return out
+
+
+# -- the figures --------------------------------------------------------------------------
+
+
+def _rate(numerator: int, denominator: int) -> dict:
+    return {"value": round(numerator / denominator, 4) if denominator else None,
+            "numerator": numerator, "denominator": denominator}
+
+
+def accepted(f: Facts):
+    """Cases in the cohort: accepted (or reported, by the basis) in the period."""
+    return len(f.cases)
+
+
+def completed(f: Facts):
+    """Cohort cases closed (办结) by the period's end."""
+    return sum(1 for c in f.cases if c.closed_at is not None)
+
+
+def completion_rate(f: Facts):
+    """办结率: completed over accepted."""
+    return _rate(completed(f), accepted(f))
+
+
+def resolved_by_level(f: Facts):
+    """Completed cohort cases by the level whose step produced the reply that closed them: community
+    (社区调解), street (街道协调), department (the routed unit's handling and approval), district and city
+    coordination, the joint meeting, supervision (监管中心裁决). The last reply counts after a rework."""
+    counts = {level: 0 for level in LEVELS}
+    for c in f.cases:
+        if c.closed_at is not None and c.resolved_level in counts:
+            counts[c.resolved_level] += 1
+    return counts
+
+
+def resolved_share_by_level(f: Facts):
+    """Each level's share of the completed cohort cases ("小事不出社区、大事不出街道、矛盾不上交")."""
+    done = completed(f)
+    return {level: (round(n / done, 4) if done else None) for level, n in resolved_by_level(f).items()}
+
+
+def resolved_within_month_rate(f: Facts):
+    """Cohort cases closed in the same local calendar month as accepted, over accepted."""
+    tz = f.period.start.tzinfo
+    same = sum(1 for c in f.cases if c.closed_at is not None
+               and (c.closed_at.astimezone(tz).year, c.closed_at.astimezone(tz).month)
+               == (c.accepted_at.astimezone(tz).year, c.accepted_at.astimezone(tz).month))
+    return _rate(same, accepted(f))
+
+
+def ratings(f: Facts):
+    """Completed cohort cases by their final rating (the last evaluation before the period's end)."""
+    counts = {r: 0 for r in RATINGS}
+    for c in f.cases:
+        if c.closed_at is not None and c.ratings:
+            counts[c.ratings[-1]] += 1
+    return counts
+
+
+def satisfaction_rate(f: Facts):
+    """满意率: completed cohort cases finally rated satisfied or basically satisfied, over those rated."""
+    r = ratings(f)
+    return _rate(r["satisfied"] + r["basically_satisfied"], sum(r.values()))
+
+
+def reopened(f: Facts):
+    """Evaluations of cohort cases rated dissatisfied or not implemented (不满意/未落实): each sent the
+    case back to the supervision centre for rework."""
+    return sum(1 for c in f.cases for r in c.ratings if r in BAD_RATINGS)
+
+
+def _decided_steps(f: Facts, steps: frozenset[str]):
+    """(step, on time?) for the steps of these kinds completed in the period, or fallen due in it undone."""
+    end = f.period.as_of()
+    for s in f.steps:
+        if s.step not in steps or s.due_at is None:
+            continue
+        if s.ended_at is not None and s.state == "completed" and f.period.start <= s.ended_at:
+            yield s, s.ended_at <= s.due_at
+        elif (s.ended_at is None or s.ended_at > s.due_at) and f.period.start <= s.due_at < end:
+            yield s, False  # fell due in the period without being done in time (open, or cancelled by escalation)
+
+
+def _on_time(f: Facts, steps: frozenset[str]):
+    decided = list(_decided_steps(f, steps))
+    return _rate(sum(1 for _, ok in decided if ok), len(decided))
+
+
+def on_time_sign_for_rate(f: Facts):
+    """签收及时率: sign-for steps completed in the period by their deadline, over the sign-for steps
+    completed in the period plus those whose deadline passed in the period undone."""
+    return _on_time(f, SIGN_FOR_STEPS)
+
+
+def on_time_handling_rate(f: Facts):
+    """办理及时率: the same rule for the handling steps (分线处理)."""
+    return _on_time(f, HANDLING_STEPS)
+
+
+def _lit(f: Facts, attr: str):
+    for s in f.steps:
+        at = getattr(s, attr)
+        if at is not None and f.period.start <= at < f.period.as_of() and (s.ended_at is None or s.ended_at > at):
+            yield s
+
+
+def yellow_lights(f: Facts):
+    """Steps whose warning point fell in the period before they ended (黄灯)."""
+    return sum(1 for _ in _lit(f, "warn_at"))
+
+
+def red_lights(f: Facts):
+    """Steps whose deadline fell in the period before they were done (红灯)."""
+    return sum(1 for _ in _lit(f, "due_at"))
+
+
+def supervised(f: Facts):
+    """Supervision records (督办) opened in the period."""
+    return sum(1 for r in f.supervision if r["opened"])
+
+
+def supervision_closed(f: Facts):
+    """Supervision records closed in the period."""
+    return sum(1 for r in f.supervision if r["closed"])
+
+
+def step_days(f: Facts):
+    """Per step (BPMN element), over the steps completed in the period: how many, the average and the
+    90th percentile of working days taken (from ready to completed), and the average limit it had
+    (working days from ready to its deadline)."""
+    taken: dict[str, list[int]] = defaultdict(list)
+    limits: dict[str, list[int]] = defaultdict(list)
+    for s in f.steps:
+        if s.taken_days is not None:
+            taken[s.step].append(s.taken_days)
+            if s.limit_days is not None:
+                limits[s.step].append(s.limit_days)
+    out = {}
+    for step, days in sorted(taken.items()):
+        days.sort()
+        out[step] = {"count": len(days), "avg": round(sum(days) / len(days), 2),
+                     "p90": days[max(0, math.ceil(0.9 * len(days)) - 1)],
+                     "limit_avg": round(sum(limits[step]) / len(limits[step]), 2) if limits[step] else None}
+    return out
+
+
+def backlog_by_age(f: Facts):
+    """Cases open at the period's end, by working days since acceptance: 0–2, 3–5, 6–10, 11–20, 21+."""
+    out = {(f"{lo}-{hi}" if hi is not None else f"{lo}+"): 0 for lo, hi in AGE_BUCKETS}
+    for c in f.backlog:
+        age = c.age_days
+        for (lo, hi), key in zip(AGE_BUCKETS, out):
+            if age >= lo and (hi is None or age <= hi):
+                out[key] += 1
+                break
+    return out
+
+
+FIGURES = {fn.__name__: fn for fn in (
+    accepted, completed, completion_rate, resolved_by_level, resolved_share_by_level, resolved_within_month_rate,
+    ratings, satisfaction_rate, reopened, on_time_sign_for_rate, on_time_handling_rate, yellow_lights, red_lights,
+    supervised, supervision_closed, step_days, backlog_by_age)}
+
+
+RATES = frozenset({"completion_rate", "resolved_within_month_rate", "satisfaction_rate", "on_time_sign_for_rate",
+                   "on_time_handling_rate"})
+COUNTS = frozenset({"accepted", "completed", "reopened", "yellow_lights", "red_lights", "supervised",
+                    "supervision_closed"})
+
+# The cases behind a figure (the assessment's drill-down), for the figures that can cost a unit points.
+BEHIND = {
+    "completion_rate": lambda f: [c.case_no for c in f.cases if c.closed_at is None],
+    "satisfaction_rate": lambda f: [c.case_no for c in f.cases
+                                    if c.closed_at is not None and c.ratings and c.ratings[-1] in BAD_RATINGS],
+    "reopened": lambda f: [c.case_no for c in f.cases for r in c.ratings if r in BAD_RATINGS],
+    "on_time_sign_for_rate": lambda f: [s.case_no for s, ok in _decided_steps(f, SIGN_FOR_STEPS) if not ok],
+    "on_time_handling_rate": lambda f: [s.case_no for s, ok in _decided_steps(f, HANDLING_STEPS) if not ok],
+    "yellow_lights": lambda f: [s.case_no for s in _lit(f, "warn_at")],
+    "red_lights": lambda f: [s.case_no for s in _lit(f, "due_at")],
+    "supervised": lambda f: [r["case_no"] for r in f.supervision if r["opened"]],
+}
+
+
+def behind(key: str, f: Facts) -> list[str]:
+    """The case numbers behind figure `key` (sorted, each once)."""
+    return sorted(set(BEHIND[key](f)))
+
+
+def figures(f: Facts) -> dict:
+    """Every figure of `FIGURES` over the facts, rates spread as value + numerator + denominator."""
+    out = {}
+    for key, fn in FIGURES.items():
+        value = fn(f)
+        if isinstance(value, dict) and set(value) == {"value", "numerator", "denominator"}:
+            out[key] = value["value"]
+            out[f"{key}_numerator"] = value["numerator"]
+            out[f"{key}_denominator"] = value["denominator"]
+        else:
+            out[key] = value
+    return out
+
+
+def definitions() -> list[dict]:
+    """The definitions table (key and what it counts), as the README and the console show it."""
+    return [{"key": key, "definition": " ".join(fn.__doc__.split())} for key, fn in FIGURES.items()]
+
+
+# -- grouping, filters and scope ------------------------------------------------------------
+
+
+def _group_keys(group_by: str):
+    """(key of a case, key of a step, key of a supervision record); unit keys are sets (roll-up)."""
+    if group_by == "unit":
+        return (lambda c: c.units,
+                lambda s: s.units,
+                lambda r: r["units"])
+    if group_by == "level":
+        return (lambda c: {c.resolved_level or c.level_reached}, lambda s: {s.level}, lambda r: set())
+    attr = {"category": "category", "channel": "channel", "community": "community"}[group_by]
+    return (lambda c: {getattr(c, attr)}, lambda s: {getattr(s, attr)}, lambda r: {r[attr]})
+
+
+def by_own_unit(facts: Facts) -> dict[str, Facts]:
+    """The facts of each unit's own cases, steps and supervision records (no roll-up), by unit code."""
+    out: dict[str, Facts] = defaultdict(lambda: Facts(facts.period, [], [], [], []))
+    for c in facts.cases:
+        for code in c.own_units:
+            out[code].cases.append(c)
+    for c in facts.backlog:
+        for code in c.own_units:
+            out[code].backlog.append(c)
+    for s in facts.steps:
+        if s.unit:
+            out[s.unit].steps.append(s)
+    for r in facts.supervision:
+        if r["unit"]:
+            out[r["unit"]].supervision.append(r)
+    return out
+
+
+def _scope_units(rt, user, unit: str | None) -> set[str] | None:
+    """The units whose subtree the caller may see (None: all); `unit` narrows it to one subtree."""
+    if user is not None and not sees_all(user):
+        allowed = {user.unit_code} | rt.tables.descendants(user.unit_code)
+        if unit is not None and unit not in allowed:
+            raise Forbidden(f"unit {unit} is outside your scope", errors={"unit": ["outside your scope"]})
+        if unit is None:
+            unit = user.unit_code
+    if unit is None:
+        return None
+    if unit not in rt.tables.units:
+        raise InvalidInput(f"unknown unit {unit!r}", errors={"unit": ["not a unit of the organisation"]})
+    return {unit} | rt.tables.descendants(unit)
+
+
+def compute_statistics(rt, user, p: Period, group_by: str | None = None, unit: str | None = None,
+                       category: str | None = None, channel: str | None = None) -> dict:
+    """The figures for the period, in the caller's scope, filtered and grouped as asked."""
+    if group_by is not None and group_by not in GROUPINGS:
+        raise InvalidInput(f"unknown grouping {group_by!r}",
+                           errors={"group_by": [f"must be one of: {', '.join(GROUPINGS)}"]})
+    if category is not None and category not in rt.tables.routes:
+        raise InvalidInput(f"unknown category {category!r}", errors={"category": ["not a category of routing.toml"]})
+    scope = _scope_units(rt, user, unit)
+    with rt.db.read() as session:
+        facts = load_facts(rt, session, p)
+    return _assemble(rt, facts, scope, group_by, category, channel)
+
+
+def _assemble(rt, facts: Facts, scope, group_by, category, channel) -> dict:
+    def keep(obj_units, cat, ch):
+        return ((scope is None or bool(obj_units & scope)) and (category is None or cat == category)
+                and (channel is None or ch == channel))
+
+    facts = facts.subset(lambda c: keep(c.units, c.category, c.channel),
+                         lambda s: keep(s.units, s.category, s.channel),
+                         lambda r: keep(r["units"], r["category"], r["channel"]))
+    result = {"period": facts.period.view(), "group_by": group_by,
+              "filters": {"units": sorted(scope) if scope is not None else None, "category": category,
+                          "channel": channel},
+              "total": figures(facts), "groups": []}
+    if group_by is None:
+        return result
+    case_key, step_key, sup_key = _group_keys(group_by)
+    buckets: dict[str, Facts] = defaultdict(lambda: Facts(facts.period, [], [], [], []))
+    for c in facts.cases:
+        for key in case_key(c):
+            buckets[key].cases.append(c)
+    for c in facts.backlog:
+        for key in case_key(c):
+            buckets[key].backlog.append(c)
+    for s in facts.steps:
+        for key in step_key(s):
+            buckets[key].steps.append(s)
+    for r in facts.supervision:
+        for key in sup_key(r):
+            buckets[key].supervision.append(r)
+    keys = set(buckets) - {None}
+    if scope is not None and group_by in ("unit", "community"):
+        keys &= scope
+    for key in sorted(keys):
+        unit = rt.tables.units.get(key) if group_by in ("unit", "community") else None
+        result["groups"].append({"key": key, "name": unit.name if unit else key,
+                                 "kind": unit.kind if unit else None, **figures(buckets[key])})
+    return result
