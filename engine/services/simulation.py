@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from engine import clock
-from engine.core.timers import upcoming_timers
 from engine.errors import CaseError, InvalidInput
 from engine.rules.intake import CHANNELS
 from engine.services import assessment, cases, statistics
-from engine.store.models import CaseTask
+from engine.store.models import Case, CaseTask
+from engine.store.timer_models import CaseTimer
 
 PROFILE_FILE = "simulation.toml"
 HOURS_OF = {"mediate": "mediation_hours", "sign_for": "sign_for_hours", "handle": "handling_hours",
@@ -175,8 +175,8 @@ class _Run:
     # -- the loop -------------------------------------------------------------------------------
 
     def next_timer(self) -> datetime | None:
-        nxt = upcoming_timers(self.rt, 1)
-        return datetime.fromisoformat(nxt[0]["due_at"]) if nxt else None
+        with self.rt.db.read() as session:
+            return session.scalar(select(func.min(CaseTimer.due_at)))
 
     def fire_until(self, until: datetime) -> None:
         while (due := self.next_timer()) is not None and due < until:
@@ -194,8 +194,6 @@ class _Run:
         new = [r for r in rows if r.id not in self.scheduled]
         if not new:
             return
-        from engine.store.models import Case
-
         with self.rt.db.read() as session:
             category = dict(session.execute(select(Case.id, Case.category)
                                             .where(Case.id.in_({r.case_id for r in new}))).all())
@@ -250,10 +248,6 @@ def forecast(rt, months: list[str]) -> list[dict]:
 
 def count_cases(rt) -> int:
     """How many cases the database holds (a simulation runs into an empty one)."""
-    from sqlalchemy import func
-
-    from engine.store.models import Case
-
     with rt.db.read() as session:
         return session.scalar(select(func.count()).select_from(Case))
 
