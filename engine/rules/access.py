@@ -14,6 +14,9 @@ The rules, in one place (the lane → role map itself is `processes/lanes.toml`)
   handlers).
 - Delegation. A role with `may_delegate` (dispatcher, leader) may hand a task
   of its own unit to another candidate of that unit.
+- Intake. A community's acceptors and grid workers register cases for their
+  own community; an acceptor of any other unit (a hotline desk, a
+  department) for the community the first-contact rule places the case in.
 - Personal data. The reporter's phone and ID number are shown only to the
   accepting community and to the unit handling the case (its routed unit);
   everyone else gets them masked.

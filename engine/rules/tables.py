@@ -2,8 +2,8 @@
 
 One place for each rule: `routing.toml` (category → responsible unit and
 time-limit class), `lanes.toml` (lane → role, unit and level),
-`time_limits.toml` (deadlines, rework caps) and `organisation.toml` (the unit
-tree). Process designers edit these files; nothing else hard-codes them.
+`time_limits.toml` (deadlines, rework caps), `organisation.toml` (the unit
+tree) and `grids.toml` (grid → community, `engine.rules.grids`). Process designers edit these files; nothing else hard-codes them.
 `lanes.toml` also says, under [roles], which role may act for another in its
 unit (the work centre for its handlers) and which roles may delegate.
 """

@@ -60,7 +60,10 @@ def _check(name, kind, channel, callback_url, callback_secret) -> None:
     if channel not in CHANNELS:
         errors["channel"] = [f"must be one of: {', '.join(CHANNELS)}"]
     if callback_url is not None:
-        url = urlparse(callback_url) if isinstance(callback_url, str) else None
+        try:
+            url = urlparse(callback_url) if isinstance(callback_url, str) else None
+        except ValueError:  # e.g. a broken IPv6 host
+            url = None
         if url is None or url.scheme not in ("http", "https") or not url.netloc or len(callback_url) > 500:
             errors["callback_url"] = ["must be an http(s) URL of at most 500 characters"]
     if callback_secret is not None and (not isinstance(callback_secret, str) or not 16 <= len(callback_secret) <= 200):
@@ -95,8 +98,9 @@ def list_clients(rt) -> list[dict]:
 def revoke_client(rt, name_or_id: str) -> dict:
     """Revoke a client system's key (its cases and references stay)."""
     with rt.db.write() as session:
-        stmt = select(ApiClient).where(ApiClient.id == int(name_or_id)) if str(name_or_id).isdigit() \
-            else select(ApiClient).where(ApiClient.name == name_or_id)
+        ident = str(name_or_id)
+        stmt = select(ApiClient).where(ApiClient.id == int(ident)) if ident.isdigit() and len(ident) < 10 \
+            else select(ApiClient).where(ApiClient.name == ident)
         row = session.scalar(stmt)
         if row is None:
             raise ClientNotFound(f"client system {name_or_id} does not exist")

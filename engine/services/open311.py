@@ -31,6 +31,7 @@ from engine.store.client_models import ApiClient, CaseSource
 from engine.store.models import Case, CaseTask
 
 MAX_RESULTS = 1000
+MAX_IDS = 100
 DEFAULT_SPAN = timedelta(days=90)
 # Intake-form fields offered as attributes: (attribute code, schema, field name, description).
 ATTRIBUTES = (
@@ -115,6 +116,9 @@ def _number(params: dict, name: str) -> float | None:
 
 
 def _intake(rt, params: dict, attributes: dict) -> dict:
+    bad = sorted(k for k, v in {**params, **attributes}.items() if "\x00" in str(k) + str(v))
+    if bad:
+        raise Open311Invalid([f"{k} must be text without NUL characters" for k in bad])
     code = params.get("service_code")
     if not code:
         raise Open311Invalid(["service_code was not provided"])
@@ -220,6 +224,8 @@ def _base():
 def list_requests(rt, params: dict) -> list[dict]:
     """GET requests: by id (overriding the rest), else by service code, status and a span of ≤ 90 days."""
     ids = _csv(params.get("service_request_id"))
+    if len(ids) > MAX_IDS:
+        raise Open311Invalid([f"at most {MAX_IDS} service_request_id values at once"])
     stmt = _base()
     if ids:
         stmt = stmt.where(Case.case_no.in_(ids))
