@@ -245,3 +245,22 @@ def test_the_grid_table_is_checked_when_loaded(tmp_path):
         bad.write_text(text)
         with pytest.raises(ValueError, match=problem):
             load_grids(tmp_path, tables.units)
+
+
+def test_submissions_are_rate_limited_per_key(db_url, clock):
+    from app import create_app, db, runtime_of
+    from engine.services.processes import deploy_paths
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "TESTING": True, "INTAKE_RATE_LIMIT": "2 per minute"})
+    try:
+        rt = runtime_of(app)
+        deploy_paths(rt, None, "tests")
+        first, second = (create_client(rt, name, "intake", "hotline_12345")["api_key"] for name in ("a", "b"))
+        client = app.test_client()
+        statuses = [submit(client, first, submission(f"L-{i}")).status_code for i in range(3)]
+        assert statuses == [201, 201, 429]
+        assert submit(client, second, submission("L-9")).status_code == 201
+        assert count(rt, Case) == 3
+    finally:
+        with app.app_context():
+            db.engine.dispose()
