@@ -7,6 +7,8 @@ OpenAPI 3 document is served at /api/openapi.json and Swagger UI at /api/docs
 """
 from __future__ import annotations
 
+import os
+
 from flask_smorest import Api
 
 from api.schemas import ErrorSchema
@@ -40,16 +42,39 @@ class DisputeApi(Api):
 
 
 def init_app(app):
-    from api import audit, cases, comments, errors, health, processes, statistics, supervision, tasks, track, units
+    from api import (
+        apikeys,
+        audit,
+        cases,
+        comments,
+        errors,
+        health,
+        intake,
+        open311,
+        processes,
+        statistics,
+        supervision,
+        tasks,
+        track,
+        units,
+    )
+    from api.limits import limiter
 
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
+    # Rate-limit counters: per process by default; RATELIMIT_STORAGE_URI=redis://... shares them.
+    app.config.setdefault("RATELIMIT_STORAGE_URI", os.environ.get("RATELIMIT_STORAGE_URI", "memory://"))
     if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's default is None: no limit at all
         app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
     api = DisputeApi(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer",
                                                        "description": "an API token from `flask users token`"})
-    for module in (health, cases, audit, comments, tasks, processes, supervision, statistics, units, track):
+    api.spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-Api-Key",
+                                                   "description": "a client system's key from `flask apikeys create`"})
+    for module in (health, cases, audit, comments, tasks, processes, supervision, statistics, units, track, intake,
+                   apikeys):
         api.register_blueprint(module.blp)
+    app.register_blueprint(open311.bp)  # GeoReport v2 fixes its own formats: not part of the OpenAPI document
+    limiter.init_app(app)
     errors.init_app(app)
     app.extensions["dispute_api"] = api

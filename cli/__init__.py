@@ -16,11 +16,20 @@ def runtime():
 
 
 def register_commands(app: Flask) -> None:
-    from cli import audit, processes, report, serve, simulate, timers, users
+    from cli import apikeys, audit, processes, report, serve, simulate, timers, users
 
-    for group in (processes.processes_cli, serve.serve_command, serve.demo_command, timers.timers_cli,
-                  users.users_cli, users.seed_cli, audit.audit_cli, report.report_cli,
-                  simulate.simulate_command):
+    for group in (
+        processes.processes_cli,
+        serve.serve_command,
+        serve.demo_command,
+        timers.timers_cli,
+        users.users_cli,
+        users.seed_cli,
+        audit.audit_cli,
+        report.report_cli,
+        simulate.simulate_command,
+        apikeys.apikeys_cli,
+    ):
         app.cli.add_command(group)
 
 

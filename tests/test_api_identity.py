@@ -25,6 +25,7 @@ PROTECTED = [
     ("get", "/api/v1/processes/standard_dispute/versions"), ("get", "/api/v1/processes/standard_dispute/diff?from=1&to=1"),
     ("get", "/api/v1/units"), ("get", "/api/v1/me"), ("get", "/api/v1/supervision/overdue"),
     ("post", "/api/v1/supervision/1/note"), ("post", "/api/v1/supervision/1/close"),
+    ("get", "/api/v1/admin/apikeys"), ("post", "/api/v1/admin/apikeys"), ("post", "/api/v1/admin/apikeys/1/revoke"),
 ]
 
 
@@ -56,7 +57,10 @@ def test_openapi_document_and_swagger_ui(client):
         "GET /api/v1/units", "GET /api/v1/me", "GET /api/v1/track/{case_no}",
         "GET /api/v1/supervision/overdue", "POST /api/v1/supervision/{record_id}/note",
         "POST /api/v1/supervision/{record_id}/close",
+        "POST /api/v1/intake", "GET /api/v1/admin/apikeys", "POST /api/v1/admin/apikeys",
+        "POST /api/v1/admin/apikeys/{client}/revoke",
     }
+    assert spec["paths"]["/api/v1/intake"]["post"]["security"] == [{"apiKey": []}]
     assert spec["paths"]["/healthz"]["get"]["security"] == []
     assert spec["paths"]["/api/v1/track/{case_no}"]["get"]["security"] == []
     assert "security" not in spec["paths"]["/api/v1/cases"]["get"]
@@ -129,8 +133,10 @@ def test_demo_users_hold_every_role_in_the_right_units(rt):
     assert {r for u in users for r in u["roles"]} == set(ROLES)
     kinds = {u["username"]: rt.tables.units[u["unit"]].kind for u in users}
     for u in users:
-        if {"acceptor", "grid_worker"} & set(u["roles"]):
+        if "grid_worker" in u["roles"]:
             assert kinds[u["username"]] == "community", u
+        if "acceptor" in u["roles"]:  # a community's desk, or the hotline desk of first contact
+            assert kinds[u["username"]] in ("community", "intake_desk"), u
         if "supervisor" in u["roles"]:
             assert u["unit"] == "YC-JGZX"
     handler_units = {u["unit"] for u in users if "handler" in u["roles"]}

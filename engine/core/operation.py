@@ -22,6 +22,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.task import Task
 
 from engine import clock
+from engine.core.callbacks import enqueue_status_callback
 from engine.core.compaction import compact
 from engine.core.sandbox import SandboxEnvironment, SandboxScriptEngine, SandboxViolation
 from engine.core.serializer import SERIALIZER_VERSION, dump_workflow, load_workflow
@@ -157,6 +158,7 @@ class CaseOperation:
         workflow.script_engine = self.script_engine
         self.workflow = workflow
         self.before = self.snapshot()
+        self.status_before = case.status
         self.timers_before = {t.task_id: t.due_at for t in pending_timers(workflow)}
 
     # -- workflow ---------------------------------------------------------------
@@ -274,6 +276,9 @@ class CaseOperation:
                 self._task_ended(task, TaskRowState.CANCELLED)
                 self.event("task_cancelled", task=task)
         self._update_record()
+        if self.case.status != self.status_before and self.case.id is not None:
+            enqueue_status_callback(self.session, self.case, self.status_before, self.now)
+            self.status_before = self.case.status
         self._sync_timers()
         compact(self.workflow)
         self.case.state = dump_workflow(self.workflow)

@@ -14,6 +14,9 @@ The rules, in one place (the lane → role map itself is `processes/lanes.toml`)
   handlers).
 - Delegation. A role with `may_delegate` (dispatcher, leader) may hand a task
   of its own unit to another candidate of that unit.
+- Intake. A community's acceptors and grid workers register cases for their
+  own community; an acceptor of any other unit (a hotline desk, a
+  department) for the community the first-contact rule places the case in.
 - Personal data. The reporter's phone and ID number are shown only to the
   accepting community and to the unit handling the case (its routed unit);
   everyone else gets them masked.
@@ -143,13 +146,22 @@ def require_candidate(tables, caller: Caller, row: CaseTask) -> None:
                         f"{caller.username} is not one of its candidates")
 
 
-def require_intake(tables, caller: Caller, community: str | None) -> str:
-    """The community a case registered by the caller belongs to (their own), or Forbidden."""
-    if not caller.roles & INTAKE_ROLES or caller.unit_kind != "community":
-        raise Forbidden("only an acceptor or grid worker of a community may register a case")
-    if community not in (None, caller.unit_code):
-        raise Forbidden(f"{caller.username} registers cases for {caller.unit_code} only, not {community}")
-    return caller.unit_code
+def require_intake(tables, caller: Caller, community: str | None) -> str | None:
+    """The community a case registered by the caller belongs to, or Forbidden.
+
+    A community's acceptor or grid worker registers cases for their own
+    community. An `acceptor` of any other unit (a hotline desk, a department
+    that received the case first) may name the community, or leave it to the
+    first-contact rule (None: placed by the case's location, `rules.grids`).
+    """
+    if caller.unit_kind == "community" and caller.roles & INTAKE_ROLES:
+        if community not in (None, caller.unit_code):
+            raise Forbidden(f"{caller.username} registers cases for {caller.unit_code} only, not {community}")
+        return caller.unit_code
+    if "acceptor" in caller.roles:
+        return community
+    raise Forbidden("only an acceptor (of a community, a hotline desk or a department) or a community's "
+                    "grid worker may register a case")
 
 
 def require_writer(caller: Caller) -> None:
@@ -164,3 +176,12 @@ def require_designer(caller: Caller) -> None:
     """Validating and deploying process definitions is the process designer's."""
     if not caller.roles & DESIGNER_ROLES:
         raise Forbidden(f"{caller.username} is not a process designer")
+
+
+ADMIN_ROLES = frozenset({"admin"})
+
+
+def require_admin(caller: Caller) -> None:
+    """Managing client systems and their API keys is the administrator's."""
+    if not caller.roles & ADMIN_ROLES:
+        raise Forbidden(f"{caller.username} is not an administrator")

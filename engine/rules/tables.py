@@ -2,8 +2,8 @@
 
 One place for each rule: `routing.toml` (category → responsible unit and
 time-limit class), `lanes.toml` (lane → role, unit and level),
-`time_limits.toml` (deadlines, rework caps) and `organisation.toml` (the unit
-tree). Process designers edit these files; nothing else hard-codes them.
+`time_limits.toml` (deadlines, rework caps), `organisation.toml` (the unit
+tree) and `grids.toml` (grid → community, `engine.rules.grids`). Process designers edit these files; nothing else hard-codes them.
 `lanes.toml` also says, under [roles], which role may act for another in its
 unit (the work centre for its handlers) and which roles may delegate.
 """
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.rules.calendar import load_time_limits
+from engine.rules.grids import GridTable, load_grids
 
 UNIT_SOURCES = ("community", "routed_unit", "supervision_centre", "street", "district_coordination",
                 "city_coordination", "joint_meeting")
@@ -68,6 +69,7 @@ class Tables:
     time_limits: dict
     units: dict[str, Unit] = field(default_factory=dict)
     roles: dict[str, RoleRule] = field(default_factory=dict)
+    grids: GridTable = field(default_factory=lambda: GridTable((), None))
 
     def route(self, category: str) -> Route:
         return self.routes[category]
@@ -171,4 +173,4 @@ def load_tables(processes_dir: Path) -> Tables:
             raise ValueError(f"routing.toml: category {category!r}: unknown unit {row['unit']!r}")
         routes[category] = Route(category, row["name"], row["unit"], row["time_limit_class"], row["process"])
     return Tables(routes=routes, lanes=lanes, fixed_units=fixed_units, time_limits=time_limits, units=units,
-                  roles=roles)
+                  roles=roles, grids=load_grids(processes_dir, units))

@@ -29,6 +29,7 @@ from engine.rules.forms import validate as validate_form
 from engine.rules.intake import IntakeSchema
 from engine.rules.status import CaseStatus, TaskRowState
 from engine.services.views import case_summary, case_view, event_view, task_view
+from engine.store.client_models import CaseSource
 from engine.store.models import Case, CaseEvent, CaseTask
 
 SYSTEM = "system"
@@ -92,26 +93,51 @@ def _commit_guard(fn):
     return wrapper
 
 
-def validate_intake(rt, intake: dict) -> dict:
-    schema = IntakeSchema(categories=rt.tables.routes.keys(),
-                          communities={u.code for u in rt.tables.units.values() if u.kind == "community"} or None)
+def validate_intake(rt, intake: dict) -> tuple[dict, object]:
+    """The cleaned intake form and, when it names no community, where the first-contact rule placed it.
+
+    A form without a community (a hotline operator's, another system's) is
+    placed by its grid code or coordinates (`engine.rules.grids`), else at the
+    organisation's default desk; the placement is None when the form named its community.
+    """
+    grids = rt.tables.grids
+    accepting = {u.code for u in rt.tables.units.values() if u.kind == "community"}
+    if grids.default_desk:
+        accepting.add(grids.default_desk)
+    schema = IntakeSchema(categories=rt.tables.routes.keys(), communities=accepting or None)
+    to_place = intake.get("community") is None
+    if to_place:
+        intake = {k: v for k, v in intake.items() if k != "community"}
     try:
-        return schema.load(intake)
+        data = schema.load(intake, partial=("community",) if to_place else False)
     except ValidationError as exc:
         raise InvalidInput("the intake form has invalid fields", errors=exc.messages) from exc
+    if not to_place:
+        return data, None
+    location = data["location"]
+    placement = grids.place(location["grid"], location["lat"], location["lon"])
+    if placement is None:
+        raise InvalidInput("the case cannot be placed in a community", errors={"community": [
+            "no grid of grids.toml holds the location and no default desk is configured: name the community"]})
+    data["community"] = placement.community
+    location["grid"] = placement.grid
+    return data, placement
 
 
 @_commit_guard
-def start_case(rt, intake: dict, actor: str | None = None, *, user=None) -> dict:
+def start_case(rt, intake: dict, actor: str | None = None, *, user=None, source: dict | None = None) -> dict:
     """One-door acceptance: register the case, start its procedure, run to the first user task.
 
-    Given a `user`, they must be an acceptor or grid worker of a community, and
-    the case is that community's.
+    Given a `user`, they must be allowed to register cases (`access.require_intake`);
+    a form without a community is placed by the first-contact rule. Given a
+    `source` (client_id, external_ref, token, media_url), the case is tied to the
+    system it came from in the same transaction: a second case with the same
+    (client_id, external_ref) is refused by the database (IntegrityError).
     """
     if user is not None:
         intake = dict(intake, community=access.require_intake(rt.tables, user, intake.get("community")))
         actor = user.username
-    data = validate_intake(rt, intake)
+    data, placement = validate_intake(rt, intake)
     route = rt.tables.route(data["category"])
     limits = rt.tables.time_limits["rework"]
     now = clock.now()
@@ -129,6 +155,10 @@ def start_case(rt, intake: dict, actor: str | None = None, *, user=None) -> dict
         )
         session.add(case)
         session.flush()
+        if source is not None:
+            session.add(CaseSource(case_id=case.id, placement=placement.by if placement else "given",
+                                   created_at=now, **source))
+            session.flush()
         # Only what the diagram's conditions and handlers read: the record (title, description,
         # reporter) stays in the case row, so the workflow state carries no personal data.
         initial = {
@@ -139,8 +169,10 @@ def start_case(rt, intake: dict, actor: str | None = None, *, user=None) -> dict
         }
         op = CaseOperation.new_case(rt, session, case, actor, definition)
         op.seed(initial)
-        op.event("case_started", payload={"definition": f"{definition.process_id}:{definition.version}",
-                                          "intake": data, "data": initial})
+        payload = {"definition": f"{definition.process_id}:{definition.version}", "intake": data, "data": initial}
+        if placement is not None:
+            payload["placement"] = placement.by
+        op.event("case_started", payload=payload)
         op.run_engine()
         op.finish()
         return case_view(session, case, include_tasks=True, open_rows=op.open_task_rows())

@@ -1,0 +1,38 @@
+"""Status callbacks to the system a case came from (webhooks), written to the outbox.
+
+When an operation changes a case's status, and the case came from a client
+system with a callback URL (`engine.store.client_models`), one outbox row of
+channel `webhook` is added in the same transaction: recipient kind
+`api_client`, recipient the client's name (the delivery side looks up its
+URL and signing secret there), message the JSON body to POST. The body
+carries the case number, the system's own reference and the statuses — no
+personal data.
+"""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from engine.store.client_models import ApiClient, CaseSource
+from engine.store.db import json_dumps
+from engine.store.models import Case, Outbox
+
+EVENT = "case.status_changed"
+
+
+def callback_body(case: Case, external_ref: str | None, previous: str, now) -> dict:
+    return {"event": EVENT, "case_no": case.case_no, "external_ref": external_ref,
+            "previous_status": previous, "status": case.status, "current_unit": case.current_unit,
+            "at": now.isoformat()}
+
+
+def enqueue_status_callback(session, case: Case, previous: str, now) -> bool:
+    """Queue the webhook for a status change of `case`, if its source system wants callbacks."""
+    source = session.execute(
+        select(CaseSource.external_ref, ApiClient.name, ApiClient.callback_url, ApiClient.revoked)
+        .join(ApiClient, ApiClient.id == CaseSource.client_id).where(CaseSource.case_id == case.id)).first()
+    if source is None or not source.callback_url or source.revoked:
+        return False
+    session.add(Outbox(case_id=case.id, channel="webhook", recipient_kind="api_client", recipient=source.name,
+                       message=json_dumps(callback_body(case, source.external_ref, previous, now)),
+                       status="pending", created_at=now))
+    return True
