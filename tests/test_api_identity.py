@@ -26,6 +26,9 @@ PROTECTED = [
     ("get", "/api/v1/units"), ("get", "/api/v1/me"), ("get", "/api/v1/supervision/overdue"),
     ("post", "/api/v1/supervision/1/note"), ("post", "/api/v1/supervision/1/close"),
     ("get", "/api/v1/admin/apikeys"), ("post", "/api/v1/admin/apikeys"), ("post", "/api/v1/admin/apikeys/1/revoke"),
+    ("get", "/api/v1/statistics?from=2025-03-01&to=2025-03-31"), ("get", "/api/v1/statistics/definitions"),
+    ("get", "/api/v1/statistics/charts/trend.svg"), ("get", "/api/v1/assessment/2025-03"),
+    ("get", "/api/v1/assessment/2025-03.xlsx"),
 ]
 
 
@@ -57,6 +60,8 @@ def test_openapi_document_and_swagger_ui(client):
         "GET /api/v1/units", "GET /api/v1/me", "GET /api/v1/track/{case_no}",
         "GET /api/v1/supervision/overdue", "POST /api/v1/supervision/{record_id}/note",
         "POST /api/v1/supervision/{record_id}/close",
+        "GET /api/v1/statistics", "GET /api/v1/statistics/definitions", "GET /api/v1/statistics/charts/{chart}.svg",
+        "GET /api/v1/assessment/{month}", "GET /api/v1/assessment/{month}.xlsx",
         "POST /api/v1/intake", "GET /api/v1/admin/apikeys", "POST /api/v1/admin/apikeys",
         "POST /api/v1/admin/apikeys/{client}/revoke",
     }
