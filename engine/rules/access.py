@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from sqlalchemy import exists, or_, select
 
 from engine.errors import Forbidden
+from engine.rules.organisation import task_roles
 from engine.store.models import Case, CaseTask
 
 ROLES = {
@@ -97,12 +98,7 @@ def sees_personal_data(caller: Caller, case: Case) -> bool:
 
 def acting_roles(tables, caller: Caller) -> set[str]:
     """The task roles the caller may work on in their unit: their roles and those they act for."""
-    out = set(caller.roles)
-    for role in caller.roles:
-        rule = tables.roles.get(role)
-        if rule is not None:
-            out.update(rule.acts_for)
-    return out
+    return task_roles(tables.roles, caller.roles)
 
 
 def is_candidate(tables, caller: Caller, row: CaseTask) -> bool:
@@ -164,3 +160,12 @@ def require_designer(caller: Caller) -> None:
     """Validating and deploying process definitions is the process designer's."""
     if not caller.roles & DESIGNER_ROLES:
         raise Forbidden(f"{caller.username} is not a process designer")
+
+
+ADMIN_ROLES = frozenset({"admin"})
+
+
+def require_admin(caller: Caller) -> None:
+    """Units, users and their tokens are the administrator's."""
+    if not caller.roles & ADMIN_ROLES:
+        raise Forbidden(f"{caller.username} is not an administrator")

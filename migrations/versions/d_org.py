@@ -1,0 +1,32 @@
+"""organisation: units can be deactivated; a version stamp every worker watches
+
+Revision ID: d_org
+Revises: c3audit
+"""
+from alembic import op
+import sqlalchemy as sa
+import engine.store.models  # custom column types (UTCDateTime)
+
+
+# revision identifiers, used by Alembic.
+revision = 'd_org'
+down_revision = 'c3audit'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('unit', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('active', sa.Boolean(), server_default=sa.true(), nullable=False))
+    op.create_table('org_version',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('changed_at', engine.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_org_version'))
+    )
+
+
+def downgrade():
+    op.drop_table('org_version')
+    with op.batch_alter_table('unit', schema=None) as batch_op:
+        batch_op.drop_column('active')
