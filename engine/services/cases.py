@@ -94,7 +94,7 @@ def _commit_guard(fn):
 
 def validate_intake(rt, intake: dict) -> dict:
     schema = IntakeSchema(categories=rt.tables.routes.keys(),
-                          communities={u.code for u in rt.tables.units.values() if u.kind == "community"} or None)
+                          communities=set(rt.tables.org.communities()) or None)
     try:
         return schema.load(intake)
     except ValidationError as exc:

@@ -104,6 +104,7 @@ def upsert_user(session, tables, username: str, unit_code: str, roles, display_n
 
 def create_user(rt, username: str, unit_code: str, roles, display_name: str | None = None) -> dict:
     """A new user in a unit of the organisation, with their roles (a duplicate is refused)."""
+    from engine.services.org_cache import org_changed
     from engine.services.org_load import ensure_units, finish_change
 
     with rt.db.write() as session:
@@ -111,7 +112,9 @@ def create_user(rt, username: str, unit_code: str, roles, display_name: str | No
         user, _ = upsert_user(session, rt.tables, username, unit_code, roles, display_name, create_only=True)
         session.flush()
         finish_change(session, rt, before, allow_gaps=True, what=f"user {username} created")
-        return user_view(session, user)
+        view = user_view(session, user)
+    org_changed(rt)
+    return view
 
 
 def _find_user(session, username: str) -> AppUser:

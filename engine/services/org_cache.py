@@ -56,6 +56,12 @@ def org_from_session(session, fallback: Organisation | None = None) -> Organisat
                         version=read_org_version(session))
 
 
+def org_changed(rt) -> None:
+    """After an organisation change committed: bring this process's snapshot up to date at once."""
+    with rt.db.read():
+        pass  # the session's start refreshes the snapshot
+
+
 class OrgCache:
     """Swaps a fresh snapshot into `tables.org` whenever the database's stamp differs from the one held."""
 

@@ -33,7 +33,7 @@ from engine.rules.organisation import KINDS, Member, Organisation, OrgReport, ch
 from engine.rules.organisation import Unit as UnitRule
 from engine.rules.status import CaseStatus, TaskRowState
 from engine.services.org import upsert_user
-from engine.services.org_cache import bump_org_version, lock_org, org_from_session
+from engine.services.org_cache import bump_org_version, lock_org, org_changed, org_from_session
 from engine.store.models import Case, CaseTask
 from engine.store.org_models import AppUser, Unit, UserRole
 
@@ -374,6 +374,7 @@ def import_organisation(rt, paths, *, allow_gaps: bool = False) -> dict:
         users = apply_users(session, rt, data.users, deactivate_missing=True) if data.users is not None \
             else _counts()
         result = finish_change(session, rt, None, allow_gaps=allow_gaps, what="organisation import")
+    org_changed(rt)
     return {"sources": data.sources, "units": units, "users": users, "check": result}
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from engine.errors import InvalidInput
 from engine.services.org import issue_token_for, upsert_user
+from engine.services.org_cache import org_changed
 from engine.services.org_load import finish_change, seed_units
 from engine.store.org_models import AppUser
 
@@ -53,4 +54,5 @@ def seed_demo(rt, path: Path | None = None, *, rotate_tokens: bool = False) -> d
             results.append({"username": user.username, "unit": row["unit"], "roles": sorted(row["roles"]),
                             "created": not existed, "updated": existed and changed, "token": token})
         check = finish_change(session, rt, None, allow_gaps=False, what="demo organisation")
+    org_changed(rt)
     return {"units_changed": units_changed, "users": results, "check": check}
