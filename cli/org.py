@@ -22,12 +22,15 @@ def _print_report(report: dict) -> None:
 def _run_refusing_gaps(fn, *args, **kwargs):
     from engine.errors import OrganisationGaps
 
-    try:
-        return run_service(fn, *args, **kwargs)
-    except OrganisationGaps as exc:
-        for gap in exc.gaps:
-            click.echo(f"gap: {gap}", err=True)
-        fail(f"{exc.message}; fix them (or pass --allow-gaps to load it anyway)")
+    def guarded():
+        try:
+            return fn(*args, **kwargs)
+        except OrganisationGaps as exc:
+            for gap in exc.gaps:
+                click.echo(f"gap: {gap}", err=True)
+            fail(f"{exc.message}; fix them (or pass --allow-gaps to load it anyway)")
+
+    return run_service(guarded)
 
 
 @org_cli.command("check")

@@ -229,9 +229,14 @@ def refresh_levels(session) -> None:
             unit.level = level
 
 
-def in_use(session) -> dict[str, list[str]]:
-    """What still depends on inactive units: open tasks, open cases routed there, active users, active units."""
-    inactive = set(session.scalars(select(Unit.code).where(Unit.active.is_(False))))
+def active_units(session) -> set[str]:
+    return set(session.scalars(select(Unit.code).where(Unit.active.is_(True))))
+
+
+def in_use(session, was_active: set[str]) -> dict[str, list[str]]:
+    """What still depends on the units this change deactivated: open tasks, open cases routed there, active
+    users, active units under them. (A unit created inactive may be staffed before it opens.)"""
+    inactive = was_active - active_units(session)
     if not inactive:
         return {}
     out: dict[str, list[str]] = {}
@@ -337,30 +342,41 @@ def gate(report: OrgReport, *, allow_gaps: bool, what: str, before: set | None =
     return texts
 
 
-def ensure_units(session, rt) -> set:
-    """Lock the organisation for a change; load organisation.toml first if the database has no unit yet.
+@dataclass
+class Before:
+    """The organisation before a change: its gaps (only new ones are refused) and its active units."""
 
-    Returns the gaps before the change, for `finish_change` to refuse only new ones.
-    """
+    gaps: set | None
+    active: set[str]
+
+
+def ensure_units(session, rt) -> Before:
+    """Lock the organisation for a change; load organisation.toml first if the database has no unit yet."""
     lock_org(session)
     if session.scalar(select(Unit.code).limit(1)) is None:
         rows = [{"code": u.code, "name": u.name, "kind": u.kind, "parent": u.parent, "active": u.active}
                 for u in rt.tables.file_org.units.values()]
         apply_units(session, rows, deactivate_missing=False)
         refresh_levels(session)
-    return set(org_report(session, rt).gaps)
+    return Before(set(org_report(session, rt).gaps), active_units(session))
 
 
-def finish_change(session, rt, before: set | None, *, allow_gaps: bool, what: str) -> dict:
-    """After units or users changed: levels, nothing left on inactive units, the check, the version stamp."""
+def begin_load(session) -> Before:
+    """Lock the organisation for a load that must leave no gap at all."""
+    lock_org(session)
+    return Before(None, active_units(session))
+
+
+def finish_change(session, rt, before: Before, *, allow_gaps: bool, what: str) -> dict:
+    """After units or users changed: levels, nothing left on deactivated units, the check, the version stamp."""
     session.flush()
     refresh_levels(session)
-    busy = in_use(session)
+    busy = in_use(session, before.active)
     if busy:
         raise UnitInUse(f"{what}: refused, inactive unit(s) still in use: {', '.join(sorted(busy))}",
                         errors={f"units.{code}": items for code, items in sorted(busy.items())})
     report = org_report(session, rt)
-    allowed = gate(report, allow_gaps=allow_gaps, what=what, before=before)
+    allowed = gate(report, allow_gaps=allow_gaps, what=what, before=before.gaps)
     bump_org_version(session)
     return dict(report_view(report), allowed_gaps=allowed)
 
@@ -369,18 +385,18 @@ def import_organisation(rt, paths, *, allow_gaps: bool = False) -> dict:
     """`flask org import`: make the database's units and users those of the files; counts and the check."""
     data = read_org_files(paths)
     with rt.db.write() as session:
-        lock_org(session)
+        before = begin_load(session)
         units = apply_units(session, data.units, deactivate_missing=True) if data.units is not None else _counts()
         users = apply_users(session, rt, data.users, deactivate_missing=True) if data.users is not None \
             else _counts()
-        result = finish_change(session, rt, None, allow_gaps=allow_gaps, what="organisation import")
+        result = finish_change(session, rt, before, allow_gaps=allow_gaps, what="organisation import")
     org_changed(rt)
     return {"sources": data.sources, "units": units, "users": users, "check": result}
 
 
-def seed_units(session, rt) -> int:
+def seed_units(session, rt) -> tuple[Before, int]:
     """The demo's units (processes/organisation.toml), upserted; none deactivated. How many changed."""
-    lock_org(session)
+    before = begin_load(session)
     data = read_org_files([rt.processes_dir / "organisation.toml"])
     counts = apply_units(session, data.units or [], deactivate_missing=False)
-    return counts["created"] + counts["updated"]
+    return before, counts["created"] + counts["updated"]

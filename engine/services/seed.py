@@ -41,7 +41,7 @@ def seed_demo(rt, path: Path | None = None, *, rotate_tokens: bool = False) -> d
     rows = read_demo_users(path)
     results = []
     with rt.db.write() as session:
-        units_changed = seed_units(session, rt)
+        before, units_changed = seed_units(session, rt)
         for row in rows:
             existed = session.scalar(select(AppUser.id).where(AppUser.username == row["username"])) is not None
             try:
@@ -53,6 +53,6 @@ def seed_demo(rt, path: Path | None = None, *, rotate_tokens: bool = False) -> d
             token = issue_token_for(session, user, revoke_others=True) if rotate_tokens or not existed else None
             results.append({"username": user.username, "unit": row["unit"], "roles": sorted(row["roles"]),
                             "created": not existed, "updated": existed and changed, "token": token})
-        check = finish_change(session, rt, None, allow_gaps=False, what="demo organisation")
+        check = finish_change(session, rt, before, allow_gaps=False, what="demo organisation")
     org_changed(rt)
     return {"units_changed": units_changed, "users": results, "check": check}
