@@ -56,6 +56,9 @@ def test_openapi_document_and_swagger_ui(client):
         "GET /api/v1/units", "GET /api/v1/me", "GET /api/v1/track/{case_no}",
         "GET /api/v1/supervision/overdue", "POST /api/v1/supervision/{record_id}/note",
         "POST /api/v1/supervision/{record_id}/close",
+        "GET /api/v1/admin/units", "POST /api/v1/admin/units", "POST /api/v1/admin/units/{code}/deactivate",
+        "GET /api/v1/admin/users", "POST /api/v1/admin/users", "POST /api/v1/admin/users/{username}/deactivate",
+        "POST /api/v1/admin/users/{username}/tokens",
     }
     assert spec["paths"]["/healthz"]["get"]["security"] == []
     assert spec["paths"]["/api/v1/track/{case_no}"]["get"]["security"] == []
