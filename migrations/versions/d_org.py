@@ -24,6 +24,8 @@ def upgrade():
     sa.Column('changed_at', engine.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_org_version'))
     )
+    # the one row, so that the first concurrent changes already serialise on it
+    op.execute("INSERT INTO org_version (id, version, changed_at) VALUES (1, 0, CURRENT_TIMESTAMP)")
 
 
 def downgrade():
