@@ -28,8 +28,12 @@ from engine.store.org_models import OrgVersion, Unit
 log = logging.getLogger(__name__)
 
 
+_VERSION = OrgVersion.__table__
+
+
 def read_org_version(session) -> int:
-    return session.scalar(select(OrgVersion.version).where(OrgVersion.id == 1)) or 0
+    # Core on the session's connection: this runs at the start of every unit of work, so skip the ORM.
+    return session.connection().scalar(select(_VERSION.c.version).where(_VERSION.c.id == 1)) or 0
 
 
 def lock_org(session) -> None:
