@@ -159,3 +159,44 @@ def _intake():
     body = intake_body()
     body.pop("community", None)
     return body
+
+
+def test_two_changes_that_each_leave_a_candidate_cannot_together_remove_the_last(rt, demo, db_url):
+    """Write skew: both deactivations start together; the organisation lock makes the second see the first."""
+    import threading
+
+    from engine.errors import OrganisationGaps
+    from engine.rules.access import Caller
+    from engine.services.org_admin import admin_deactivate_user
+
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite runs one write transaction at a time: there is no overlap to serialise")
+    admin = Caller("admin", "admin", "YC-JGZX", "supervision_centre", frozenset({"admin"}))
+    barrier, waited = threading.Barrier(2, timeout=20), set()
+
+    def together(_session):
+        name = threading.current_thread().name
+        if name.startswith("deactivate-") and name not in waited:
+            waited.add(name)
+            barrier.wait()  # both transactions have begun before either takes the organisation lock
+
+    rt.db.on_begin.insert(0, together)
+    outcomes = {}
+
+    def run(username):
+        try:
+            admin_deactivate_user(rt, admin, username)
+            outcomes[username] = "done"
+        except OrganisationGaps as exc:
+            outcomes[username] = exc.gaps
+
+    threads = [threading.Thread(target=run, args=(u,), name=f"deactivate-{u}") for u in ("hbj_handler", "hbj_dispatcher")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    rt.db.on_begin.remove(together)
+    assert sorted(v == "done" for v in outcomes.values()) == [False, True], outcomes
+    refused = next(v for v in outcomes.values() if v != "done")
+    assert refused == ["category environment: lane 责任单位 (role handler) -> YC-HBJ: no active user of YC-HBJ "
+                       "holds role handler"]
