@@ -200,3 +200,16 @@ def test_two_changes_that_each_leave_a_candidate_cannot_together_remove_the_last
     refused = next(v for v in outcomes.values() if v != "done")
     assert refused == ["category environment: lane 责任单位 (role handler) -> YC-HBJ: no active user of YC-HBJ "
                        "holds role handler"]
+
+
+def test_a_case_is_not_routed_to_a_deactivated_unit(api):
+    for user in ("hbj_handler", "hbj_dispatcher", "hbj_leader"):
+        assert api.post(f"{USERS}/{user}/deactivate?allow_gaps=true", "admin").status_code == 200
+    closed = api.post(f"{UNITS}/YC-HBJ/deactivate?allow_gaps=true", "admin")
+    assert closed.status_code == 200 and closed.get_json()["active"] is False
+    assert any("YC-HBJ is inactive" in g for g in closed.get_json()["allowed_gaps"])
+    case = api.register(category="environment")
+    task = case["open_tasks"][0]
+    resp = api.post(f"/api/v1/tasks/{task['id']}/complete", "yjp_acceptor", {"data": {"mediation_result": "unresolved"}})
+    assert resp.status_code >= 400 and "YC-HBJ" in resp.get_json()["message"], resp.get_json()
+    assert api.case(case["case_no"])["open_tasks"][0]["element"] == "mediate"  # rolled back, still at the community
