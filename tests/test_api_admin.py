@@ -190,7 +190,8 @@ def test_two_changes_that_each_leave_a_candidate_cannot_together_remove_the_last
         except OrganisationGaps as exc:
             outcomes[username] = exc.gaps
 
-    threads = [threading.Thread(target=run, args=(u,), name=f"deactivate-{u}") for u in ("hbj_handler", "hbj_dispatcher")]
+    threads = [threading.Thread(target=run, args=(u,), name=f"deactivate-{u}")
+               for u in ("hbj_handler", "hbj_dispatcher")]
     for t in threads:
         t.start()
     for t in threads:
@@ -210,6 +211,7 @@ def test_a_case_is_not_routed_to_a_deactivated_unit(api):
     assert any("YC-HBJ is inactive" in g for g in closed.get_json()["allowed_gaps"])
     case = api.register(category="environment")
     task = case["open_tasks"][0]
-    resp = api.post(f"/api/v1/tasks/{task['id']}/complete", "yjp_acceptor", {"data": {"mediation_result": "unresolved"}})
+    resp = api.post(f"/api/v1/tasks/{task['id']}/complete", "yjp_acceptor",
+                    {"data": {"mediation_result": "unresolved"}})
     assert resp.status_code >= 400 and "YC-HBJ" in resp.get_json()["message"], resp.get_json()
     assert api.case(case["case_no"])["open_tasks"][0]["element"] == "mediate"  # rolled back, still at the community

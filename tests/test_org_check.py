@@ -6,8 +6,6 @@ import shutil
 import tomllib
 from pathlib import Path
 
-import pytest
-
 from engine.rules.organisation import Member, Organisation, Unit, check_organisation
 from engine.rules.tables import load_tables
 from engine.services import cases

@@ -241,7 +241,8 @@ def in_use(session, was_active: set[str]) -> dict[str, list[str]]:
         return {}
     out: dict[str, list[str]] = {}
     for case_no, bpmn_id, task_id, unit in session.execute(
-            select(Case.case_no, CaseTask.bpmn_id, CaseTask.id, CaseTask.unit_code).join(Case, Case.id == CaseTask.case_id)
+            select(Case.case_no, CaseTask.bpmn_id, CaseTask.id, CaseTask.unit_code)
+            .join(Case, Case.id == CaseTask.case_id)
             .where(CaseTask.state == TaskRowState.READY.value, CaseTask.unit_code.in_(sorted(inactive)))):
         out.setdefault(unit, []).append(f"open task {bpmn_id} of case {case_no} ({task_id})")
     for case_no, unit in session.execute(select(Case.case_no, Case.routed_unit).where(
