@@ -7,6 +7,7 @@ OpenAPI 3 document is served at /api/openapi.json and Swagger UI at /api/docs
 """
 from __future__ import annotations
 
+import importlib
 import os
 
 from flask_smorest import Api
@@ -41,23 +42,26 @@ class DisputeApi(Api):
         pass  # api.errors registers the one handler for every error
 
 
+# The blueprint modules (api/<name>.py, each with a `blp`), one a line, in the order of the OpenAPI document.
+BLUEPRINTS = (
+    "health",
+    "cases",
+    "audit",
+    "comments",
+    "tasks",
+    "processes",
+    "supervision",
+    "statistics",
+    "units",
+    "track",
+    "intake",
+    "apikeys",
+    "admin",
+)
+
+
 def init_app(app):
-    from api import (
-        apikeys,
-        audit,
-        cases,
-        comments,
-        errors,
-        health,
-        intake,
-        open311,
-        processes,
-        statistics,
-        supervision,
-        tasks,
-        track,
-        units,
-    )
+    from api import errors, open311
     from api.limits import limiter
 
     for key, value in DEFAULTS.items():
@@ -71,9 +75,8 @@ def init_app(app):
                                                        "description": "an API token from `flask users token`"})
     api.spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-Api-Key",
                                                    "description": "a client system's key from `flask apikeys create`"})
-    for module in (health, cases, audit, comments, tasks, processes, supervision, statistics, units, track, intake,
-                   apikeys):
-        api.register_blueprint(module.blp)
+    for name in BLUEPRINTS:
+        api.register_blueprint(importlib.import_module(f"api.{name}").blp)
     app.register_blueprint(open311.bp)  # GeoReport v2 fixes its own formats: not part of the OpenAPI document
     limiter.init_app(app)
     errors.init_app(app)

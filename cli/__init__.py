@@ -16,7 +16,7 @@ def runtime():
 
 
 def register_commands(app: Flask) -> None:
-    from cli import apikeys, audit, processes, report, serve, simulate, timers, users
+    from cli import apikeys, audit, org, processes, report, serve, simulate, timers, users
 
     for group in (
         processes.processes_cli,
@@ -29,6 +29,7 @@ def register_commands(app: Flask) -> None:
         report.report_cli,
         simulate.simulate_command,
         apikeys.apikeys_cli,
+        org.org_cli,
     ):
         app.cli.add_command(group)
 

@@ -14,7 +14,7 @@ seed_cli = AppGroup("seed", help="Load demo data.")
 
 @users_cli.command("create")
 @click.argument("username")
-@click.option("--unit", "unit_code", required=True, help="The user's unit code (processes/organisation.toml).")
+@click.option("--unit", "unit_code", required=True, help="The user's unit code (a unit of the loaded organisation: flask org import).")
 @click.option("--role", "roles", multiple=True, required=True,
               help="A role (repeatable): acceptor, grid_worker, handler, dispatcher, leader, supervisor, "
                    "auditor, designer, admin.")

@@ -122,3 +122,29 @@ class EngineError(CaseError):
 
     code = "engine_error"
     status = 500
+
+
+class UnitNotFound(NotFound):
+    code = "unit_not_found"
+
+
+class AlreadyExists(Conflict):
+    """A unit code or username that is taken."""
+
+    code = "already_exists"
+
+
+class UnitInUse(Conflict):
+    """A unit cannot be deactivated while it has open tasks, active users or active units under it."""
+
+    code = "unit_in_use"
+
+
+class OrganisationGaps(Conflict):
+    """The organisation would leave some task with no unit or no candidate; `errors["gaps"]` names each."""
+
+    code = "organisation_gaps"
+
+    def __init__(self, message: str, gaps: list[str]):
+        super().__init__(message, errors={"gaps": gaps})
+        self.gaps = gaps

@@ -17,6 +17,7 @@ from engine.core.definitions import Definitions
 from engine.rules.calendar import WorkingCalendar, load_calendar, sandbox_functions
 from engine.rules.deadlines import deadline_functions
 from engine.rules.tables import Tables, load_tables
+from engine.services.org_cache import OrgCache
 from engine.store.db import Database
 
 
@@ -30,6 +31,7 @@ class Runtime:
     functions: dict
     processes_dir: Path
     tz: ZoneInfo
+    org_cache: object = None  # engine.services.org_cache.OrgCache: the organisation snapshot, kept fresh
 
 
 def build_runtime(engine: Engine, processes_dir: Path, handlers: dict, tz: str = "Asia/Shanghai") -> Runtime:
@@ -38,9 +40,12 @@ def build_runtime(engine: Engine, processes_dir: Path, handlers: dict, tz: str =
     calendar = load_calendar(processes_dir, tz)
     functions = {**sandbox_functions(calendar), **deadline_functions(calendar, tables.time_limits)}
     definitions = Definitions(tables, handlers.keys(), functions.keys(), functions)
+    db = Database(engine)
+    org_cache = OrgCache(tables)
+    db.on_begin.append(org_cache.refresh)
     return Runtime(
-        db=Database(engine), definitions=definitions, tables=tables, handlers=dict(handlers),
-        calendar=calendar, functions=functions, processes_dir=processes_dir, tz=ZoneInfo(tz),
+        db=db, definitions=definitions, tables=tables, handlers=dict(handlers),
+        calendar=calendar, functions=functions, processes_dir=processes_dir, tz=ZoneInfo(tz), org_cache=org_cache,
     )
 
 

@@ -6,9 +6,9 @@ from engine.errors import InvalidForm
 
 def assign_case(ctx, params: dict, data: dict) -> dict:
     unit = params.get("unit") or data.get("assign_unit")
-    if not unit or unit not in ctx.tables.units:
+    if not unit or not ctx.tables.org.is_active(unit):
         raise InvalidForm("the case cannot be assigned to that unit",
-                          errors={"assign_unit": [f"{unit!r} is not a unit of the organisation"]})
+                          errors={"assign_unit": [f"{unit!r} is not an active unit of the organisation"]})
     data["routed_unit"] = unit
     ctx.case.routed_unit = unit
     ctx.notify("unit", unit, f"【矛盾联调】案件{ctx.case.case_no}经协调交由贵单位办理，请及时签收。")

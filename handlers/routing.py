@@ -20,6 +20,9 @@ def route_case(ctx, params: dict, data: dict) -> dict:
         unit = ctx.tables.street_of(data.get("community") or ctx.case.community_code)
         if unit is None:
             raise RoutingError(f"community {data.get('community')!r} has no street office")
+    if not ctx.tables.org.is_active(unit):
+        raise RoutingError(f"category {category!r} routes to {unit!r}, which is not an active unit "
+                           f"(see flask org check)")
     data["routed_unit"] = unit
     data["time_limit_class"] = route.time_limit_class
     ctx.case.routed_unit = unit

@@ -64,6 +64,9 @@ def test_openapi_document_and_swagger_ui(client):
         "GET /api/v1/assessment/{month}", "GET /api/v1/assessment/{month}.xlsx",
         "POST /api/v1/intake", "GET /api/v1/admin/apikeys", "POST /api/v1/admin/apikeys",
         "POST /api/v1/admin/apikeys/{client}/revoke",
+        "GET /api/v1/admin/units", "POST /api/v1/admin/units", "POST /api/v1/admin/units/{code}/deactivate",
+        "GET /api/v1/admin/users", "POST /api/v1/admin/users", "POST /api/v1/admin/users/{username}/deactivate",
+        "POST /api/v1/admin/users/{username}/tokens",
     }
     assert spec["paths"]["/api/v1/intake"]["post"]["security"] == [{"apiKey": []}]
     assert spec["paths"]["/healthz"]["get"]["security"] == []

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from sqlalchemy import exists, or_, select
 
 from engine.errors import Forbidden
+from engine.rules.organisation import task_roles
 from engine.store.models import Case, CaseTask
 
 ROLES = {
@@ -100,12 +101,7 @@ def sees_personal_data(caller: Caller, case: Case) -> bool:
 
 def acting_roles(tables, caller: Caller) -> set[str]:
     """The task roles the caller may work on in their unit: their roles and those they act for."""
-    out = set(caller.roles)
-    for role in caller.roles:
-        rule = tables.roles.get(role)
-        if rule is not None:
-            out.update(rule.acts_for)
-    return out
+    return task_roles(tables.roles, caller.roles)
 
 
 def is_candidate(tables, caller: Caller, row: CaseTask) -> bool:
@@ -182,6 +178,6 @@ ADMIN_ROLES = frozenset({"admin"})
 
 
 def require_admin(caller: Caller) -> None:
-    """Managing client systems and their API keys is the administrator's."""
+    """Administrators' work: units, users and their tokens; client systems and their API keys."""
     if not caller.roles & ADMIN_ROLES:
         raise Forbidden(f"{caller.username} is not an administrator")

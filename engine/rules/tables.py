@@ -3,7 +3,9 @@
 One place for each rule: `routing.toml` (category → responsible unit and
 time-limit class), `lanes.toml` (lane → role, unit and level),
 `time_limits.toml` (deadlines, rework caps), `organisation.toml` (the unit
-tree) and `grids.toml` (grid → community, `engine.rules.grids`). Process designers edit these files; nothing else hard-codes them.
+tree the engine reads until the database holds one: see `engine.rules.organisation`) and
+`grids.toml` (grid → community, `engine.rules.grids`). Process designers edit these files;
+nothing else hard-codes them.
 `lanes.toml` also says, under [roles], which role may act for another in its
 unit (the work centre for its handlers) and which roles may delegate.
 """
@@ -15,18 +17,10 @@ from pathlib import Path
 
 from engine.rules.calendar import load_time_limits
 from engine.rules.grids import GridTable, load_grids
+from engine.rules.organisation import LEVEL_KINDS, LEVEL_UNITS, Organisation, Unit  # noqa: F401  (re-exported)
 
 UNIT_SOURCES = ("community", "routed_unit", "supervision_centre", "street", "district_coordination",
                 "city_coordination", "joint_meeting")
-# The kinds that are levels of the tree themselves; any other unit takes the level of its parent.
-LEVEL_KINDS = ("city", "district", "street", "community")
-# Coordination levels above a community, found in the unit tree: (ancestor kind, unit kind under it).
-LEVEL_UNITS = {
-    "street": ("street", None),
-    "district_coordination": ("district", "coordination_office"),
-    "city_coordination": ("city", "coordination_office"),
-    "joint_meeting": ("city", "joint_meeting"),
-}
 
 
 @dataclass(frozen=True)
@@ -47,14 +41,6 @@ class LaneRule:
 
 
 @dataclass(frozen=True)
-class Unit:
-    code: str
-    name: str
-    kind: str
-    parent: str | None
-
-
-@dataclass(frozen=True)
 class RoleRule:
     role: str
     acts_for: tuple[str, ...] = ()
@@ -63,50 +49,43 @@ class RoleRule:
 
 @dataclass
 class Tables:
+    """The process data tables, and the organisation snapshot the engine currently reads.
+
+    `org` starts as `organisation.toml`'s tree; once the database holds an
+    organisation, the services swap in its snapshot whenever its version stamp
+    moves (`engine.services.org_cache`), so every worker sees a change at once.
+    """
+
     routes: dict[str, Route]
     lanes: dict[str, LaneRule]
     fixed_units: dict[str, str]
     time_limits: dict
-    units: dict[str, Unit] = field(default_factory=dict)
+    org: Organisation = field(default_factory=Organisation)
     roles: dict[str, RoleRule] = field(default_factory=dict)
     grids: GridTable = field(default_factory=lambda: GridTable((), None))
+    file_org: Organisation = field(default_factory=Organisation)
+
+    @property
+    def units(self) -> dict[str, Unit]:
+        return self.org.units
 
     def route(self, category: str) -> Route:
         return self.routes[category]
 
     def level_of(self, unit_code: str) -> str | None:
-        """city, district, street or community: the nearest unit of a level kind, upwards."""
-        unit, seen = self.units.get(unit_code), set()
-        while unit is not None and unit.code not in seen:
-            if unit.kind in LEVEL_KINDS:
-                return unit.kind
-            seen.add(unit.code)
-            unit = self.units.get(unit.parent) if unit.parent else None
-        return None
+        return self.org.level_of(unit_code)
 
     def descendants(self, unit_code: str) -> set[str]:
-        """The codes of every unit below `unit_code` in the tree (not itself)."""
-        children: dict[str, list[str]] = {}
-        for u in self.units.values():
-            if u.parent:
-                children.setdefault(u.parent, []).append(u.code)
-        out, todo = set(), list(children.get(unit_code, ()))
-        while todo:
-            code = todo.pop()
-            if code not in out:
-                out.add(code)
-                todo.extend(children.get(code, ()))
-        return out
+        return self.org.descendants(unit_code)
 
     def ancestor_of(self, unit_code: str, kind: str) -> Unit | None:
-        unit = self.units.get(unit_code)
-        while unit is not None and unit.kind != kind:
-            unit = self.units.get(unit.parent) if unit.parent else None
-        return unit
+        return self.org.ancestor_of(unit_code, kind)
 
     def street_of(self, unit_code: str) -> str | None:
-        unit = self.ancestor_of(unit_code, "street")
-        return unit.code if unit else None
+        return self.org.street_of(unit_code)
+
+    def level_unit(self, level: str, community: str) -> str | None:
+        return self.org.level_unit(level, community)
 
     def unit_for(self, rule: LaneRule | None, community: str, routed_unit: str | None) -> str | None:
         """The unit whose users are the candidates of a task in `rule`'s lane, for this case."""
@@ -117,19 +96,8 @@ class Tables:
         if rule.unit_from == "routed_unit":
             return routed_unit
         if rule.unit_from in LEVEL_UNITS:
-            return self.level_unit(rule.unit_from, community)
+            return self.org.level_unit(rule.unit_from, community)
         return self.fixed_units.get(rule.unit_from)
-
-    def level_unit(self, level: str, community: str) -> str | None:
-        """The unit that acts at a coordination level for a community's case (None if the tree lacks it)."""
-        ancestor_kind, child_kind = LEVEL_UNITS[level]
-        ancestor = self.ancestor_of(community, ancestor_kind)
-        if ancestor is None or child_kind is None:
-            return ancestor.code if ancestor else None
-        for unit in self.units.values():
-            if unit.parent == ancestor.code and unit.kind == child_kind:
-                return unit.code
-        return None
 
 
 def _read(path: Path) -> dict:
@@ -146,7 +114,8 @@ def load_tables(processes_dir: Path) -> Tables:
     org_path = processes_dir / "organisation.toml"
     if org_path.exists():
         for row in _read(org_path).get("units", []):
-            units[row["code"]] = Unit(row["code"], row["name"], row["kind"], row.get("parent"))
+            units[row["code"]] = Unit(row["code"], row["name"], row["kind"], row.get("parent"),
+                                      bool(row.get("active", True)))
 
     lanes_doc = _read(processes_dir / "lanes.toml")
     lanes = {}
@@ -169,8 +138,7 @@ def load_tables(processes_dir: Path) -> Tables:
             raise ValueError(
                 f"routing.toml: category {category!r}: unknown time_limit_class {row['time_limit_class']!r}"
             )
-        if units and not row["unit"].startswith("@") and row["unit"] not in units:
-            raise ValueError(f"routing.toml: category {category!r}: unknown unit {row['unit']!r}")
         routes[category] = Route(category, row["name"], row["unit"], row["time_limit_class"], row["process"])
-    return Tables(routes=routes, lanes=lanes, fixed_units=fixed_units, time_limits=time_limits, units=units,
-                  roles=roles, grids=load_grids(processes_dir, units))
+    org = Organisation(units.values())
+    return Tables(routes=routes, lanes=lanes, fixed_units=fixed_units, time_limits=time_limits, org=org,
+                  roles=roles, file_org=org, grids=load_grids(processes_dir, units))

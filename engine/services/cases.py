@@ -101,7 +101,7 @@ def validate_intake(rt, intake: dict) -> tuple[dict, object]:
     organisation's default desk; the placement is None when the form named its community.
     """
     grids = rt.tables.grids
-    accepting = {u.code for u in rt.tables.units.values() if u.kind == "community"}
+    accepting = set(rt.tables.org.communities())
     if grids.default_desk:
         accepting.add(grids.default_desk)
     schema = IntakeSchema(categories=rt.tables.routes.keys(), communities=accepting or None)

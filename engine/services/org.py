@@ -1,8 +1,7 @@
 """The organisation and identity services: units, users, roles, API tokens.
 
-Units are defined in `processes/organisation.toml`; `sync_units` copies the
-definition into the `unit` table (an idempotent upsert) so that users can
-name their unit. A token is `secrets.token_urlsafe(32)`, shown once; only its
+Units live in the `unit` table (loaded by `engine.services.org_load`, changed
+by `engine.services.org_admin`); users name their unit and hold roles. A token is `secrets.token_urlsafe(32)`, shown once; only its
 sha256 is stored, so a leaked database does not leak working tokens.
 """
 from __future__ import annotations
@@ -15,7 +14,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from engine import clock
-from engine.errors import InvalidInput, Unauthorized, UnknownUser
+from engine.errors import AlreadyExists, InvalidInput, Unauthorized, UnknownUser
 from engine.rules.access import ROLES, Caller, acting_roles
 from engine.store.org_models import ApiToken, AppUser, Unit, UserRole
 
@@ -31,44 +30,9 @@ def hash_token(token: str) -> str:
 # -- units --------------------------------------------------------------------------
 
 
-def _ordered_units(tables) -> list:
-    """Parents before children, so the parent foreign key always points at a stored row."""
-    done: dict[str, object] = {}
-
-    def visit(unit, trail=()):
-        if unit.code in done or unit.code in trail:
-            return
-        parent = tables.units.get(unit.parent) if unit.parent else None
-        if parent is not None:
-            visit(parent, (*trail, unit.code))
-        done[unit.code] = unit
-
-    for unit in tables.units.values():
-        visit(unit)
-    return list(done.values())
-
-
-def sync_units(session, tables) -> int:
-    """Upsert the organisation definition into the unit table; returns how many rows changed."""
-    stored = {u.code: u for u in session.scalars(select(Unit))}
-    changed = 0
-    for unit in _ordered_units(tables):
-        values = {"name": unit.name, "kind": unit.kind, "level": tables.level_of(unit.code) or unit.kind,
-                  "parent": unit.parent if unit.parent in tables.units else None}
-        row = stored.get(unit.code)
-        if row is None:
-            session.add(Unit(code=unit.code, **values))
-            session.flush()
-            changed += 1
-        elif any(getattr(row, k) != v for k, v in values.items()):
-            for k, v in values.items():
-                setattr(row, k, v)
-            changed += 1
-    return changed
-
-
 def unit_view(row: Unit) -> dict:
-    return {"code": row.code, "name": row.name, "kind": row.kind, "level": row.level, "parent": row.parent}
+    return {"code": row.code, "name": row.name, "kind": row.kind, "level": row.level, "parent": row.parent,
+            "active": bool(row.active)}
 
 
 def list_units(rt) -> list[dict]:
@@ -90,15 +54,15 @@ def user_view(session, user: AppUser) -> dict:
             "roles": _roles_of(session, user.id)}
 
 
-def check_user_fields(tables, username: str, unit_code: str, roles) -> list[str]:
+def check_user_fields(session, username: str, unit_code: str, roles) -> list[str]:
     """The roles, sorted and unique, or InvalidInput naming every bad field."""
     errors: dict[str, list[str]] = {}
     if not isinstance(username, str) or not USERNAME.match(username):
         errors["username"] = ["must be 1-100 letters, digits or _.@- and start with a letter or digit"]
-    if unit_code not in tables.units:
-        errors["unit"] = [f"unknown unit {unit_code!r}: see processes/organisation.toml"]
+    if not isinstance(unit_code, str) or session.get(Unit, unit_code) is None:
+        errors["unit"] = [f"unknown unit {unit_code!r}: see `flask org import` or /api/v1/admin/units"]
     roles = sorted(set([roles] if isinstance(roles, str) else roles or ()))
-    unknown = [r for r in roles if r not in ROLES]
+    unknown = [r for r in roles if not isinstance(r, str) or r not in ROLES]
     if not roles:
         errors["roles"] = ["at least one role is required"]
     elif unknown:
@@ -109,22 +73,22 @@ def check_user_fields(tables, username: str, unit_code: str, roles) -> list[str]
 
 
 def upsert_user(session, tables, username: str, unit_code: str, roles, display_name: str | None = None,
-                *, create_only: bool = False) -> tuple[AppUser, bool]:
+                *, create_only: bool = False, active: bool = True) -> tuple[AppUser, bool]:
     """Create the user, or bring an existing one in line; returns (user, changed)."""
-    roles = check_user_fields(tables, username, unit_code, roles)
+    roles = check_user_fields(session, username, unit_code, roles)
     user = session.scalar(select(AppUser).where(AppUser.username == username))
     if user is not None and create_only:
-        raise InvalidInput(f"user {username} already exists", errors={"username": ["already exists"]})
+        raise AlreadyExists(f"user {username} already exists", errors={"username": ["already exists"]})
     if user is None:
         user = AppUser(username=username, display_name=display_name or username, unit_code=unit_code,
-                       active=True, created_at=clock.now())
+                       active=active, created_at=clock.now())
         session.add(user)
         session.flush()
         session.add_all(UserRole(user_id=user.id, role=r) for r in roles)
         return user, True
     changed = False
     for attr, value in (("unit_code", unit_code), ("display_name", display_name or user.display_name),
-                        ("active", True)):
+                        ("active", active)):
         if getattr(user, attr) != value:
             setattr(user, attr, value)
             changed = True
@@ -140,11 +104,17 @@ def upsert_user(session, tables, username: str, unit_code: str, roles, display_n
 
 def create_user(rt, username: str, unit_code: str, roles, display_name: str | None = None) -> dict:
     """A new user in a unit of the organisation, with their roles (a duplicate is refused)."""
+    from engine.services.org_cache import org_changed
+    from engine.services.org_load import ensure_units, finish_change
+
     with rt.db.write() as session:
-        sync_units(session, rt.tables)
+        before = ensure_units(session, rt)
         user, _ = upsert_user(session, rt.tables, username, unit_code, roles, display_name, create_only=True)
         session.flush()
-        return user_view(session, user)
+        finish_change(session, rt, before, allow_gaps=True, what=f"user {username} created")
+        view = user_view(session, user)
+    org_changed(rt)
+    return view
 
 
 def _find_user(session, username: str) -> AppUser:

@@ -1,6 +1,7 @@
 """The demo organisation: the units of `organisation.toml` and the users of `demo_users.toml`.
 
-`seed_demo` is idempotent: a second run changes nothing. Tokens are issued
+`seed_demo` is idempotent: a second run changes nothing. The organisation it
+loads must pass `flask org check` (`engine.services.org_load`), or nothing is loaded. Tokens are issued
 only to the users it creates, or to every demo user when asked to rotate
 (their previous tokens are then revoked), since a stored hash cannot be shown
 again.
@@ -13,7 +14,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from engine.errors import InvalidInput
-from engine.services.org import issue_token_for, sync_units, upsert_user
+from engine.services.org import issue_token_for, upsert_user
+from engine.services.org_cache import org_changed
+from engine.services.org_load import finish_change, seed_units
 from engine.store.org_models import AppUser
 
 DEMO_USERS_FILE = "demo_users.toml"
@@ -38,7 +41,7 @@ def seed_demo(rt, path: Path | None = None, *, rotate_tokens: bool = False) -> d
     rows = read_demo_users(path)
     results = []
     with rt.db.write() as session:
-        units_changed = sync_units(session, rt.tables)
+        before, units_changed = seed_units(session, rt)
         for row in rows:
             existed = session.scalar(select(AppUser.id).where(AppUser.username == row["username"])) is not None
             try:
@@ -50,4 +53,6 @@ def seed_demo(rt, path: Path | None = None, *, rotate_tokens: bool = False) -> d
             token = issue_token_for(session, user, revoke_others=True) if rotate_tokens or not existed else None
             results.append({"username": user.username, "unit": row["unit"], "roles": sorted(row["roles"]),
                             "created": not existed, "updated": existed and changed, "token": token})
-    return {"units_changed": units_changed, "users": results}
+        check = finish_change(session, rt, before, allow_gaps=False, what="demo organisation")
+    org_changed(rt)
+    return {"units_changed": units_changed, "users": results, "check": check}

@@ -95,6 +95,14 @@ class Database:
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
         self._writers = FairLock() if self.is_sqlite else contextlib.nullcontext()
+        # Called with the session at the start of every unit of work: how the services keep what
+        # they cache of the database (the organisation) in step with it.
+        self.on_begin: list = []
+
+    def _begun(self, session: Session) -> Session:
+        for hook in self.on_begin:
+            hook(session)
+        return session
 
     def session(self) -> Session:
         return self._sessions()
@@ -107,7 +115,7 @@ class Database:
             try:
                 if self.is_sqlite:
                     session.connection(execution_options={"sqlite_immediate": True})
-                yield session
+                yield self._begun(session)
                 session.commit()
             except BaseException:
                 session.rollback()
@@ -119,7 +127,7 @@ class Database:
     def read(self):
         session = self._sessions()
         try:
-            yield session
+            yield self._begun(session)
         finally:
             session.rollback()
             session.close()

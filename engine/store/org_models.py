@@ -1,7 +1,7 @@
 """Tables of the organisation and of identity, beside the case tables.
 
-Units mirror `processes/organisation.toml` (the definition; `flask seed demo`
-and `flask users create` copy it here so users can reference their unit).
+Units are the organisation the engine runs on (`flask org import`, the
+administrators' API, `flask seed demo` load them; deactivated, never deleted).
 Users belong to one unit and hold roles; API tokens are stored only as
 sha256 hashes. Case comments (沟通协作) are the messages units exchange on a
 case: they never touch the workflow, so they live in their own table rather
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.store.base import Base, UTCDateTime
@@ -27,6 +27,21 @@ class Unit(Base):
     kind: Mapped[str] = mapped_column(String(30))
     level: Mapped[str] = mapped_column(String(20))
     parent: Mapped[str | None] = mapped_column(ForeignKey("unit.code"), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+
+class OrgVersion(Base):
+    """The organisation's version stamp: one row, bumped by every change to units, users or roles.
+
+    Each worker keeps a snapshot of the unit tree and reloads it when this number moves, so
+    a change made through one worker is seen by every other at their next unit of work.
+    """
+
+    __tablename__ = "org_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class AppUser(Base):
