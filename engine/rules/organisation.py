@@ -26,8 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
+# intake_desk: a first-contact desk (the 12345 hotline's) that accepts what cannot be placed in a community.
 KINDS = ("city", "district", "street", "community", "city_department", "district_department",
-         "coordination_office", "joint_meeting", "supervision_centre")
+         "coordination_office", "joint_meeting", "supervision_centre", "intake_desk")
 # The kinds that are levels of the tree themselves; any other unit takes the level of its parent.
 LEVEL_KINDS = ("city", "district", "street", "community")
 # Coordination levels above a community, found in the unit tree: (ancestor kind, unit kind under it).
