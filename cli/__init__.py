@@ -18,7 +18,8 @@ def runtime():
 def register_commands(app: Flask) -> None:
     from cli import audit, processes, serve, timers, users
 
-    for group in (processes.processes_cli, serve.serve_command, serve.demo_command, timers.timers_cli,
+    for group in (processes.processes_cli, serve.serve_command, serve.demo_command, serve.training_cli,
+                  timers.timers_cli,
                   users.users_cli, users.seed_cli, audit.audit_cli):
         app.cli.add_command(group)
 
