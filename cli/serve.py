@@ -91,8 +91,7 @@ def _prepare_demo(rotate_tokens: bool, speed: float) -> Path:
         if speed != 1:
             fail(f"--speed refused: {exc.message}", code=2)
         click.echo(f"note: {exc.message}", err=True)
-    token_file = Path(current_app.config.get("DEMO_TOKEN_FILE")
-                      or Path(current_app.instance_path) / "demo_tokens.tsv")
+    token_file = Path(current_app.config["DEMO_TOKEN_FILE"])
     kept = {} if rotate_tokens else read_token_file(token_file)
     result = run_service(seed_demo, runtime(), rotate_tokens=rotate_tokens, keep_tokens=kept)
     users = [u for u in result["users"] if u["token"]]

@@ -39,6 +39,8 @@ class IntakeSchema(Schema):
     community = fields.String(required=True, validate=validate.Length(min=1, max=50))
     reported_at = fields.AwareDateTime(
         format="iso", load_default=None, allow_none=True,
+        error_messages={"invalid": "must be an ISO 8601 instant with an offset, e.g. 2025-02-20T09:15:00+08:00",
+                        "invalid_awareness": "must carry an offset, e.g. 2025-02-20T09:15:00+08:00"},
         metadata={"description": "when the dispute was reported (a case entered from a paper record), "
                                  "ISO 8601 with an offset; not in the future, not before 2000-01-01; "
                                  "default: the intake instant"})
