@@ -25,6 +25,9 @@ def serve_command(host, port, timers, speed):
     """Set up the database, deploy the processes, and serve the API (embedded mode)."""
     from engine.services.instance import PRACTICE, instance_purpose
 
+    if speed != 1 and not timers:
+        # The sped-up clock lives in this process: standalone timer workers would fire on the real one.
+        fail("--speed needs the embedded timer service (leave out --no-timers)", code=2)
     if speed != 1 and (purpose := run_service(instance_purpose, runtime())) not in PRACTICE:
         # Refused before anything is changed: production data never sees time run fast.
         fail(f"--speed is only for an instance created for demo or training; this one is {purpose} "

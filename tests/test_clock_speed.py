@@ -93,6 +93,8 @@ def test_speed_is_refused_on_an_instance_not_created_for_demo_or_training(app, r
     assert instance_purpose(rt) == "production"
     with rt.db.read() as session:
         assert session.scalars(select(InstanceSetting)).all() == []
+    result = app.test_cli_runner().invoke(args=["serve", "--speed", "10", "--no-timers"])
+    assert result.exit_code == 2 and "--speed needs the embedded timer service" in result.output
     result = app.test_cli_runner().invoke(args=["serve", "--speed", "0"])
     assert result.exit_code == 2 and "--speed" in result.output  # click refuses a speed that is not positive
 
