@@ -9,6 +9,7 @@ Environment:
   LOG_LEVEL      default INFO
   TIME_ZONE      default Asia/Shanghai (working days and case numbers)
   PROCESSES_DIR  default ./processes
+  DEMO_TOKEN_FILE  where `flask demo` keeps the demo users' tokens (default instance/demo_tokens.tsv)
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ def _config_from_env(app: Flask) -> dict:
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         "TIME_ZONE": os.environ.get("TIME_ZONE", "Asia/Shanghai"),
         "PROCESSES_DIR": os.environ.get("PROCESSES_DIR", str(ROOT / "processes")),
+        "DEMO_TOKEN_FILE": os.environ.get("DEMO_TOKEN_FILE") or str(Path(app.instance_path) / "demo_tokens.tsv"),
     }
 
 

@@ -31,6 +31,9 @@ class CaseListQuery(PageQuery):
     overdue = fields.Boolean(metadata={"description": "has an open task past its due instant"})
     created_from = fields.DateTime(metadata={"description": "inclusive; without an offset, Asia/Shanghai time"})
     created_to = fields.DateTime(metadata={"description": "exclusive"})
+    reported_from = fields.DateTime(metadata={"description": "reported at or after (inclusive; without an offset, "
+                                                            "Asia/Shanghai time)"})
+    reported_to = fields.DateTime(metadata={"description": "reported before (exclusive)"})
     q = fields.String(validate=validate.Length(min=1, max=100),
                       metadata={"description": "free text in case number, title, description, address"})
 

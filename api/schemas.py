@@ -134,12 +134,14 @@ class CaseOut(Schema):
     rating = fields.String(allow_none=True)
     version = fields.Integer()
     created_at = instant()
+    reported_at = instant(metadata={"description": "when the dispute was reported (default: the intake)"})
     updated_at = instant()
     closed_at = instant()
     open_tasks = fields.List(fields.Nested(TaskOut))
     due_at = instant()
     warn_at = instant()
     light = fields.String(allow_none=True, metadata={"enum": ["green", "yellow", "red"]})
+    overdue = fields.Boolean(metadata={"description": "an open task is past its due instant"})
     deadline_estimated = fields.Boolean()
 
 
@@ -154,10 +156,16 @@ class CaseSummaryOut(Schema):
     level = fields.String()
     current_unit = fields.String(allow_none=True)
     routed_unit = fields.String(allow_none=True)
-    overdue = fields.Boolean(allow_none=True)
     created_at = instant()
+    reported_at = instant()
     updated_at = instant()
     closed_at = instant()
+    # The case's deadline flags, derived from its open tasks (its most urgent one's clock).
+    due_at = instant()
+    warn_at = instant()
+    light = fields.String(allow_none=True, metadata={"enum": ["green", "yellow", "red"]})
+    overdue = fields.Boolean(metadata={"description": "an open task is past its due instant"})
+    deadline_estimated = fields.Boolean()
 
 
 class FormFieldOut(Schema):

@@ -22,6 +22,7 @@ def register_commands(app: Flask) -> None:
         processes.processes_cli,
         serve.serve_command,
         serve.demo_command,
+        serve.training_cli,
         timers.timers_cli,
         users.users_cli,
         users.seed_cli,

@@ -1,4 +1,5 @@
-"""`flask serve` and `flask demo`: set up the database and processes, then serve the API (with the embedded timer service)."""
+"""`flask serve`, `flask demo` and `flask training init`: set up the database and processes, then serve the API
+(with the embedded timer service), on the real clock or, on a demo or training instance, a sped-up one."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,37 +8,66 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from cli import run_service, runtime
+from cli import fail, run_service, runtime
+
+SPEED = click.option("--speed", default=1.0, type=click.FloatRange(min=0, min_open=True), show_default=True,
+                     help="Run the API and its timers on a clock N times faster than real time, from now "
+                          "(demo and training instances only).")
 
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
 @click.option("--timers/--no-timers", default=True, help="Run the timer service inside the server (embedded).")
+@SPEED
 @with_appcontext
-def serve_command(host, port, timers):
+def serve_command(host, port, timers, speed):
     """Set up the database, deploy the processes, and serve the API (embedded mode)."""
+    from engine.services.instance import PRACTICE, instance_purpose
+
+    if speed != 1 and not timers:
+        # The sped-up clock lives in this process: standalone timer workers would fire on the real one.
+        fail("--speed needs the embedded timer service (leave out --no-timers)", code=2)
+    if speed != 1 and (purpose := run_service(instance_purpose, runtime())) not in PRACTICE:
+        # Refused before anything is changed: production data never sees time run fast.
+        fail(f"--speed is only for an instance created for demo or training; this one is {purpose} "
+             "(create one with `flask demo` or `flask training init` on a new database)", code=2)
     _prepare()
-    _serve(host, port, timers)
+    _serve(host, port, timers, speed)
 
 
 @click.command("demo")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
+@SPEED
+@click.option("--rotate-tokens", is_flag=True,
+              help="Issue new tokens to every demo user (their earlier ones stop working).")
+@click.option("--prepare-only", is_flag=True, help="Set the demo instance up and exit without serving.")
 @with_appcontext
-def demo_command(host, port):
+def demo_command(host, port, speed, rotate_tokens, prepare_only):
     """Quick start: schema, processes, the demo organisation and users, then serve with the timer service."""
-    from engine.services.seed import seed_demo
-
-    _prepare()
-    result = run_service(seed_demo, runtime(), rotate_tokens=True)
-    token_file = Path(current_app.instance_path) / "demo_tokens.tsv"
-    token_file.write_text("".join(f"{u['username']}\t{u['token']}\n" for u in result["users"] if u["token"]))
-    token_file.chmod(0o600)
-    click.echo(f"demo organisation loaded; tokens of the {len(result['users'])} demo users in {token_file}")
+    token_file = _prepare_demo(rotate_tokens, speed)
     click.echo(f"try: curl http://{host}:{port}/api/v1/me -H \"Authorization: Bearer $(grep ^yjp_acceptor "
                f"{token_file} | cut -f2)\"   (API docs: http://{host}:{port}/api/docs)")
-    _serve(host, port, True)
+    if not prepare_only:
+        _serve(host, port, True, speed)
+
+
+@click.group("training")
+def training_cli():
+    """Training instances: a database of practice cases that may run on a sped-up clock."""
+
+
+@training_cli.command("init")
+@with_appcontext
+def training_init_command():
+    """Set up the schema and processes and mark this (new) instance as a training one."""
+    from engine.services.instance import mark_instance
+
+    _prepare()
+    result = run_service(mark_instance, runtime(), "training", "cli")
+    click.echo("instance marked for training" if result["marked"] else "instance already marked for training")
+    click.echo("load users with `flask seed demo` or `flask users create`; serve with `flask serve --speed N`")
 
 
 def _prepare() -> None:
@@ -55,7 +85,44 @@ def _prepare() -> None:
     click.echo(f"assessment rules v{r['version']} {'deployed' if r['new'] else 'unchanged'}")
 
 
-def _serve(host: str, port: int, timers: bool) -> None:
+def _prepare_demo(rotate_tokens: bool, speed: float) -> Path:
+    """Schema, processes, the demo mark, organisation and users; the token file kept valid. Returns its path."""
+    from engine.errors import Conflict
+    from engine.services.instance import mark_instance
+    from engine.services.seed import seed_demo
+
+    _prepare()
+    try:
+        mark_instance(runtime(), "demo", "demo")
+    except Conflict as exc:
+        if speed != 1:
+            fail(f"--speed refused: {exc.message}", code=2)
+        click.echo(f"note: {exc.message}", err=True)
+    token_file = Path(current_app.config["DEMO_TOKEN_FILE"])
+    kept = {} if rotate_tokens else read_token_file(token_file)
+    result = run_service(seed_demo, runtime(), rotate_tokens=rotate_tokens, keep_tokens=kept)
+    users = [u for u in result["users"] if u["token"]]
+    token_file.write_text("".join(f"{u['username']}\t{u['token']}\n" for u in users))
+    token_file.chmod(0o600)
+    renewed = sum(u["token"] != kept.get(u["username"]) for u in users)
+    click.echo(f"demo organisation loaded; tokens of the {len(users)} demo users in {token_file} "
+               f"({len(users) - renewed} kept, {renewed} new)")
+    return token_file
+
+
+def read_token_file(path: Path) -> dict[str, str]:
+    """username → token from a `username<TAB>token` file (empty if there is none)."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc}")
+    return dict(line.split("\t", 1) for line in lines if line.count("\t") == 1)
+
+
+def _serve(host: str, port: int, timers: bool, speed: float = 1.0) -> None:
+    _install_clock(speed)
     service = None
     if timers:
         from timers import TimerService
@@ -70,3 +137,16 @@ def _serve(host: str, port: int, timers: bool) -> None:
     finally:
         if service is not None:
             service.stop()
+
+
+def _install_clock(speed: float) -> None:
+    """A demo or training instance runs on its own clock (at `speed`); any other on the real one."""
+    from engine import clock
+    from engine.services.instance import PRACTICE, instance_purpose, practice_clock
+
+    if run_service(instance_purpose, runtime()) not in PRACTICE:
+        return
+    practice = run_service(practice_clock, runtime(), speed)
+    clock.set_clock(practice)
+    at = practice.now().astimezone(runtime().tz).isoformat(timespec="seconds")
+    click.echo(f"instance clock: {at}" + (f", {speed:g}x real time" if speed != 1 else ""))

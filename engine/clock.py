@@ -4,19 +4,74 @@ The calendar, the case services, SpiffWorkflow's timer module and the timer
 service all ask this clock for "now", so tests can travel in time without
 sleeping and a replay can run with the recorded instants as its clock.
 Instants are always timezone-aware UTC datetimes.
+
+A `ScaledClock` runs N times faster than real time (a demo or a training
+instance where lights turn red within minutes; later, a simulation). Code
+that waits in real time for an instant on this clock (the timer service's
+scheduler) or holds something for a span of clock time (timer leases) asks
+the clock to convert: `real_seconds(clock_seconds)` and `span(real)`.
 """
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 
 class Clock:
     """The real clock."""
 
+    speed = 1.0
+
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
+
+    def real_seconds(self, clock_seconds: float) -> float:
+        """How long to wait in real time for `clock_seconds` to pass on this clock."""
+        return clock_seconds / self.speed
+
+    def span(self, real: timedelta) -> timedelta:
+        """The stretch of this clock's time that passes during `real` real time."""
+        return real * self.speed
+
+
+class ScaledClock(Clock):
+    """A clock running `speed` times faster than real time, from `start` (default: now).
+
+    One real second is `speed` seconds on this clock: at speed 3600 an hour
+    passes every second, a working day in about nine. `set_speed` changes the
+    pace from the current instant on, without a jump.
+    """
+
+    def __init__(self, speed: float = 1.0, start: datetime | None = None, *, real=time.monotonic):
+        if start is not None and start.tzinfo is None:
+            raise ValueError("ScaledClock needs an aware datetime")
+        self._real = real
+        self._lock = threading.Lock()
+        self._rebase(start or datetime.now(timezone.utc), self._checked(speed))
+
+    @staticmethod
+    def _checked(speed) -> float:
+        speed = float(speed)
+        if not speed > 0 or speed == float("inf"):
+            raise ValueError(f"a clock's speed must be a positive number, not {speed!r}")
+        return speed
+
+    def _rebase(self, start: datetime, speed: float) -> None:
+        self._start = start.astimezone(timezone.utc)
+        self._real_start = self._real()
+        self.speed = speed
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._start + timedelta(seconds=(self._real() - self._real_start) * self.speed)
+
+    def set_speed(self, speed: float) -> None:
+        speed = self._checked(speed)
+        with self._lock:
+            at = self._start + timedelta(seconds=(self._real() - self._real_start) * self.speed)
+            self._rebase(at, speed)
 
 
 class ManualClock(Clock):

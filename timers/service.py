@@ -17,6 +17,10 @@ Timers of one case due at one instant share one firing (the case fires all
 its due timers at once). Leases expire, so the timers of a worker that died
 are taken over by another. The scheduler reads the application's clock
 (engine.clock): tests travel in time by moving the clock and calling `wakeup()`.
+On a sped-up clock (`ScaledClock`, `flask demo --speed N`) instants stay on
+that clock while the real waits between them shrink N times, and the refill
+period, the horizon and the fresh window, which are about real latency, are
+stretched to the same real durations on the clock.
 """
 from __future__ import annotations
 
@@ -48,6 +52,14 @@ logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 FRESH, BURST, BACKLOG = 0, 1, 2
 
 
+class ClockedScheduler(BackgroundScheduler):
+    """APScheduler computing due instants on the application's clock and waiting for them in real time."""
+
+    def _process_jobs(self):
+        wait = super()._process_jobs()  # seconds until the next job, on the application's clock
+        return None if wait is None else clock.get_clock().real_seconds(wait)
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -75,7 +87,7 @@ class TimerService:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self.outcomes: dict[str, int] = {}
-        self.scheduler = BackgroundScheduler(
+        self.scheduler = ClockedScheduler(
             timezone=timezone.utc, executors={"default": ThreadPoolExecutor(2)},
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
         )
@@ -89,7 +101,9 @@ class TimerService:
             thread.start()
             self._threads.append(thread)
         self.scheduler.start()
-        self.scheduler.add_job(self.refill, "interval", seconds=self.refill_seconds, id="refill",
+        # Every `refill_seconds` of real time, whatever the clock's speed (read once, at start).
+        every = clock.get_clock().span(timedelta(seconds=self.refill_seconds))
+        self.scheduler.add_job(self.refill, "interval", seconds=every.total_seconds(), id="refill",
                                next_run_time=clock.now())
         log.info("timer service %s started with %d firing thread(s)", self.worker, self.threads)
         return self
@@ -115,10 +129,11 @@ class TimerService:
     def refill(self) -> int:
         """Lease the timers due soon and the next slice of the backlog; returns how many were taken."""
         now = clock.now()
+        horizon, fresh_window = clock.get_clock().span(self.horizon), clock.get_clock().span(self.fresh_window)
         taken = 0
         per_instant: dict = {}
-        for timer_id, due, case_id in claim_timers(self.rt, self.worker, until=now + self.horizon,
-                                                   limit=self.batch, fresh_after=now - self.fresh_window):
+        for timer_id, due, case_id in claim_timers(self.rt, self.worker, until=now + horizon,
+                                                   limit=self.batch, fresh_after=now - fresh_window):
             per_instant[due] = per_instant.get(due, 0) + 1
             priority = FRESH if per_instant[due] <= self.fresh_limit else BURST
             taken += self._take(timer_id, case_id, max(due, now), priority)
@@ -126,7 +141,7 @@ class TimerService:
             room = self.backlog_batch - len(self._backlog)
         if room > 0:
             for timer_id, due, case_id in claim_timers(self.rt, self.worker, until=now, limit=room,
-                                                       overdue_before=now - self.fresh_window):
+                                                       overdue_before=now - fresh_window):
                 taken += self._take(timer_id, case_id, now, BACKLOG)
         return taken
 

@@ -112,7 +112,7 @@ def claim_timers(rt, worker: str, until: datetime, limit: int, overdue_before: d
         rows = session.execute(
             update(CaseTimer).where(CaseTimer.id.in_(ids), or_(CaseTimer.lease_until.is_(None),
                                                                CaseTimer.lease_until < now))
-            .values(claimed_by=worker, lease_until=max(until, now) + LEASE)
+            .values(claimed_by=worker, lease_until=max(until, now) + clock.get_clock().span(LEASE))
             .returning(CaseTimer.id, CaseTimer.due_at, CaseTimer.case_id)).all()
         return sorted(((r.id, r.due_at, r.case_id) for r in rows), key=lambda r: (r[1], r[0]))
 

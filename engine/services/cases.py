@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime, timezone
 
 from marshmallow import ValidationError
 from sqlalchemy import select, text
@@ -28,7 +29,7 @@ from engine.rules import access
 from engine.rules.forms import validate as validate_form
 from engine.rules.intake import IntakeSchema
 from engine.rules.status import CaseStatus, TaskRowState
-from engine.services.views import case_summary, case_view, event_view, task_view
+from engine.services.views import case_summary, case_view, event_view, open_rows_by_case, task_view
 from engine.store.client_models import CaseSource
 from engine.store.models import Case, CaseEvent, CaseTask
 
@@ -93,18 +94,21 @@ def _commit_guard(fn):
     return wrapper
 
 
-def validate_intake(rt, intake: dict) -> tuple[dict, object]:
+def validate_intake(rt, intake: dict, now=None) -> tuple[dict, object]:
     """The cleaned intake form and, when it names no community, where the first-contact rule placed it.
 
     A form without a community (a hotline operator's, another system's) is
     placed by its grid code or coordinates (`engine.rules.grids`), else at the
     organisation's default desk; the placement is None when the form named its community.
+    `reported_at` (when the dispute was reported, for cases entered from paper) may not be after `now`.
     """
+    if isinstance(intake.get("reported_at"), datetime):  # already loaded by the API's schema
+        intake = dict(intake, reported_at=intake["reported_at"].isoformat())
     grids = rt.tables.grids
     accepting = set(rt.tables.org.communities())
     if grids.default_desk:
         accepting.add(grids.default_desk)
-    schema = IntakeSchema(categories=rt.tables.routes.keys(), communities=accepting or None)
+    schema = IntakeSchema(categories=rt.tables.routes.keys(), now=now or clock.now(), communities=accepting or None)
     to_place = intake.get("community") is None
     if to_place:
         intake = {k: v for k, v in intake.items() if k != "community"}
@@ -137,10 +141,12 @@ def start_case(rt, intake: dict, actor: str | None = None, *, user=None, source:
     if user is not None:
         intake = dict(intake, community=access.require_intake(rt.tables, user, intake.get("community")))
         actor = user.username
-    data, placement = validate_intake(rt, intake)
+    now = clock.now()
+    data, placement = validate_intake(rt, intake, now)
+    reported_at = (data.get("reported_at") or now).astimezone(timezone.utc)
+    data["reported_at"] = reported_at.isoformat()  # the event payload is JSON
     route = rt.tables.route(data["category"])
     limits = rt.tables.time_limits["rework"]
-    now = clock.now()
     with rt.db.write() as session:
         definition = rt.definitions.latest(session, route.process)
         case = Case(
@@ -151,7 +157,7 @@ def start_case(rt, intake: dict, actor: str | None = None, *, user=None, source:
             address=data["location"]["address"], lat=data["location"]["lat"], lon=data["location"]["lon"],
             grid=data["location"]["grid"], community_code=data["community"], status=CaseStatus.MEDIATING.value,
             level="community", current_unit=data["community"], state=b"", serializer_version=SERIALIZER_VERSION,
-            created_by=actor, created_at=now, updated_at=now, last_seq=0,
+            created_by=actor, created_at=now, reported_at=reported_at, updated_at=now, last_seq=0,
         )
         session.add(case)
         session.flush()
@@ -233,7 +239,8 @@ def task_detail(rt, session, row: CaseTask, case: Case, user=None) -> dict:
     if user is not None:
         ready = row.state == TaskRowState.READY.value
         out["overdue"] = out["light"] == "red"
-        out["case"] = case_summary(case, masked=masked_for(user, case))
+        out["case"] = case_summary(case, open_rows_by_case(session, [case.id])[case.id],
+                                   masked=masked_for(user, case))
         out["actions"] = access.task_actions(rt.tables, user, row) if ready else []
     return out
 

@@ -2,7 +2,7 @@
 
 Filters: status, category, unit (the accepting community, the routed unit or
 the unit holding the case now), level, overdue (an open task past its due
-instant), a created-at range, and free text over the case number, title,
+instant), a created-at and a reported-at range, and free text over the case number, title,
 description and address (never the reporter's data, which would let a
 search probe masked fields). Newest first.
 """
@@ -17,7 +17,7 @@ from engine.errors import InvalidInput
 from engine.rules import access
 from engine.rules.deadlines import light_clause
 from engine.rules.status import TaskRowState
-from engine.services.views import case_summary
+from engine.services.views import case_summary, open_rows_by_case
 from engine.store.models import Case, CaseTask
 
 MAX_PER_PAGE = 100
@@ -60,7 +60,7 @@ def list_cases(rt, user, filters: dict) -> dict:
     """The cases in the caller's scope that match the filters, one page of them, newest first."""
     now = clock.now()
     overdue = overdue_clause(now)
-    stmt = select(Case, overdue.label("overdue"))
+    stmt = select(Case)
     scope = access.scope_clause(rt.tables, user)
     if scope is not None:
         stmt = stmt.where(scope)
@@ -72,12 +72,13 @@ def list_cases(rt, user, filters: dict) -> dict:
         stmt = stmt.where(or_(Case.community_code == unit, Case.routed_unit == unit, Case.current_unit == unit))
     if filters.get("overdue") is not None:
         stmt = stmt.where(overdue if filters["overdue"] else ~overdue)
-    created_from = aware(filters.get("created_from"), rt.tz, "created_from")
-    created_to = aware(filters.get("created_to"), rt.tz, "created_to")
-    if created_from is not None:
-        stmt = stmt.where(Case.created_at >= created_from)
-    if created_to is not None:
-        stmt = stmt.where(Case.created_at < created_to)
+    for prefix, column in (("created", Case.created_at), ("reported", Case.reported_at)):
+        start = aware(filters.get(f"{prefix}_from"), rt.tz, f"{prefix}_from")
+        end = aware(filters.get(f"{prefix}_to"), rt.tz, f"{prefix}_to")
+        if start is not None:
+            stmt = stmt.where(column >= start)
+        if end is not None:
+            stmt = stmt.where(column < end)
     if filters.get("q"):
         q = filters["q"]
         stmt = stmt.where(or_(Case.case_no.icontains(q, autoescape=True), Case.title.icontains(q, autoescape=True),
@@ -87,6 +88,7 @@ def list_cases(rt, user, filters: dict) -> dict:
     page, per_page = page_args(filters)
     with rt.db.read() as session:
         total, rows = paginate(session, stmt, page, per_page)
-        items = [case_summary(case, masked=not access.sees_personal_data(user, case), overdue=bool(late))
-                 for case, late in rows]
+        open_rows = open_rows_by_case(session, [case.id for case, in rows])
+        items = [case_summary(case, open_rows[case.id], masked=not access.sees_personal_data(user, case))
+                 for case, in rows]
     return page_view(items, total, page, per_page)

@@ -22,7 +22,7 @@ from engine.rules.status import TaskRowState
 from engine.services.cases import _lock_case, find_task_row, masked_for, task_detail
 from engine.services.org import caller_of
 from engine.services.search import aware, page_args, page_view, paginate
-from engine.services.views import case_summary, task_view
+from engine.services.views import case_summary, open_rows_by_case, task_view
 from engine.store.ledger import append_events
 from engine.store.models import Case, CaseTask, ProcessDefinition
 from engine.store.org_models import AppUser
@@ -149,10 +149,11 @@ def list_tasks(rt, user, scope: str = "candidate", filters: dict | None = None) 
     page, per_page = page_args(filters)
     with rt.db.read() as session:
         total, rows = paginate(session, stmt, page, per_page)
+        open_rows = open_rows_by_case(session, {case.id for _row, case in rows})
         items = []
         for row, case in rows:
             item = task_view(row, None, case)
             item["overdue"] = item["light"] == "red"
-            item["case"] = case_summary(case, masked=masked_for(user, case))
+            item["case"] = case_summary(case, open_rows[case.id], masked=masked_for(user, case))
             items.append(item)
     return page_view(items, total, page, per_page)

@@ -87,35 +87,58 @@ def case_view(session, case: Case, include_tasks: bool = False, open_rows: list 
         "rating": case.rating,
         "version": case.version,
         "created_at": _iso(case.created_at),
+        "reported_at": _iso(case.reported_at),
         "updated_at": _iso(case.updated_at),
         "closed_at": _iso(case.closed_at),
     }
-    if include_tasks and open_rows is not None:
-        out["open_tasks"] = [task_view(r, None, case) for r in open_rows]
-    elif include_tasks:
-        rows = session.scalars(select(CaseTask).where(CaseTask.case_id == case.id,
-                                                      CaseTask.state == TaskRowState.READY.value)
-                               .order_by(CaseTask.created_at, CaseTask.id))
-        out["open_tasks"] = [task_view(r, None, case) for r in rows]
     if include_tasks:
-        # The case's clock is its most urgent open step's.
-        timed = sorted((t for t in out["open_tasks"] if t["due_at"]), key=lambda t: t["due_at"])
-        first = timed[0] if timed else None
-        out["due_at"] = first["due_at"] if first else None
-        out["warn_at"] = first["warn_at"] if first else None
-        out["light"] = first["light"] if first else None
-        out["deadline_estimated"] = first["deadline_estimated"] if first else False
+        if open_rows is None:
+            open_rows = open_rows_by_case(session, [case.id]).get(case.id, [])
+        out["open_tasks"] = [task_view(r, None, case) for r in open_rows]
+        out.update(case_flags(open_rows))
     return out
 
 
-def case_summary(case: Case, masked: bool = True, overdue: bool | None = None) -> dict:
-    """A case as lists and task pages show it: no description, the reporter as `masked` says."""
+def open_rows_by_case(session, case_ids) -> dict[int, list[CaseTask]]:
+    """The open (READY) task rows of these cases, in creation order, in one query."""
+    found: dict[int, list[CaseTask]] = {case_id: [] for case_id in case_ids}
+    if found:
+        rows = session.scalars(select(CaseTask).where(CaseTask.case_id.in_(found),
+                                                      CaseTask.state == TaskRowState.READY.value)
+                               .order_by(CaseTask.created_at, CaseTask.id))
+        for row in rows:
+            found[row.case_id].append(row)
+    return found
+
+
+def case_flags(open_rows: list[CaseTask]) -> dict:
+    """A case's deadline flags, derived from its open tasks only (the one place they are decided).
+
+    The case's clock is its most urgent open step's (`due_at`, `warn_at`,
+    `light`); it is `overdue` when an open step is past due, which is when
+    that most urgent one is. A case with no timed open step has no light and
+    is not overdue.
+    """
+    timed = sorted((r for r in open_rows if r.state == TaskRowState.READY.value and r.due_at is not None),
+                   key=lambda r: r.due_at)
+    first = timed[0] if timed else None
+    lit = _light(first) if first is not None else None
+    return {"due_at": _iso(first.due_at) if first else None, "warn_at": _iso(first.warn_at) if first else None,
+            "light": lit, "overdue": lit == "red",
+            "deadline_estimated": bool(first.due_estimated) if first else False}
+
+
+def case_summary(case: Case, open_rows: list[CaseTask], masked: bool = True) -> dict:
+    """A case as lists and task pages show it: no description, the reporter as `masked` says,
+    and the deadline flags of its open tasks (`case_flags`)."""
     return {
         "case_no": case.case_no, "title": case.title, "category": case.category, "channel": case.channel,
         "reporter": reporter_view(case.reporter_name, case.reporter_phone, case.reporter_id_no, masked),
         "community": case.community_code, "status": case.status, "level": case.level,
-        "current_unit": case.current_unit, "routed_unit": case.routed_unit, "overdue": overdue,
-        "created_at": _iso(case.created_at), "updated_at": _iso(case.updated_at), "closed_at": _iso(case.closed_at),
+        "current_unit": case.current_unit, "routed_unit": case.routed_unit,
+        "created_at": _iso(case.created_at), "reported_at": _iso(case.reported_at),
+        "updated_at": _iso(case.updated_at), "closed_at": _iso(case.closed_at),
+        **case_flags(open_rows),
     }
 
 

@@ -9,6 +9,7 @@ from engine.store import (  # noqa: F401  (registers the tables)
     models,
     org_models,
     report_models,
+    settings_models,
     timer_models,
 )
 from engine.store.base import Base
