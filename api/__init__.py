@@ -40,7 +40,7 @@ class DisputeApi(Api):
 
 
 def init_app(app):
-    from api import audit, cases, comments, errors, health, processes, supervision, tasks, track, units
+    from api import audit, cases, comments, errors, health, limits, processes, supervision, tasks, track, units
 
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
@@ -52,4 +52,5 @@ def init_app(app):
     for module in (health, cases, audit, comments, tasks, processes, supervision, units, track):
         api.register_blueprint(module.blp)
     errors.init_app(app)
+    limits.init_app(app)
     app.extensions["dispute_api"] = api

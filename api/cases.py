@@ -22,6 +22,12 @@ class IntakeIn(RequestSchema, IntakeSchema):
                               metadata={"description": "defaults to the caller's community"})
 
 
+class IntakeOut(CaseOut):
+    tracking_code = fields.String(metadata={
+        "description": "the citizen's tracking code for GET /api/v1/track/{tracking_code}: shown only "
+                       "here (and sent to the reporter), stored only as a hash", "example": "7K3M9QXD2HFA"})
+
+
 class CaseListQuery(PageQuery):
     status = fields.String(validate=validate.OneOf([s.value for s in CaseStatus]))
     category = fields.String(validate=validate.Length(min=1, max=50))
@@ -56,7 +62,7 @@ class Cases(MethodView):
         return search.list_cases(runtime(), caller(), filters)
 
     @blp.arguments(IntakeIn)
-    @blp.response(201, CaseOut)
+    @blp.response(201, IntakeOut)
     @blp.alt_response(403, response="FORBIDDEN")
     def post(self, intake):
         """Register a case (一门受理): an acceptor or grid worker of a community"""

@@ -28,6 +28,7 @@ from engine.rules import access
 from engine.rules.forms import validate as validate_form
 from engine.rules.intake import IntakeSchema
 from engine.rules.status import CaseStatus, TaskRowState
+from engine.services.tracking import issue_tracking_code
 from engine.services.views import case_summary, case_view, event_view, task_view
 from engine.store.models import Case, CaseEvent, CaseTask
 
@@ -105,6 +106,9 @@ def validate_intake(rt, intake: dict) -> dict:
 def start_case(rt, intake: dict, actor: str | None = None, *, user=None) -> dict:
     """One-door acceptance: register the case, start its procedure, run to the first user task.
 
+    The answer carries the case's `tracking_code`, the only time it is shown
+    (engine.services.tracking sends it to the reporter too).
+
     Given a `user`, they must be an acceptor or grid worker of a community, and
     the case is that community's.
     """
@@ -142,8 +146,9 @@ def start_case(rt, intake: dict, actor: str | None = None, *, user=None) -> dict
         op.event("case_started", payload={"definition": f"{definition.process_id}:{definition.version}",
                                           "intake": data, "data": initial})
         op.run_engine()
+        code = issue_tracking_code(op)
         op.finish()
-        return case_view(session, case, include_tasks=True, open_rows=op.open_task_rows())
+        return dict(case_view(session, case, include_tasks=True, open_rows=op.open_task_rows()), tracking_code=code)
 
 
 @_commit_guard
