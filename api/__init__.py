@@ -2,13 +2,14 @@
 
 One flask-smorest blueprint per resource; each view loads the request with a
 marshmallow schema, calls one service function and dumps the result. The
-OpenAPI 3 document is served at /api/openapi.json and Swagger UI at /api/docs
-(the page loads its script from a CDN; the document itself is self-contained).
+OpenAPI 3 document is served at /api/openapi.json and Swagger UI at /api/docs,
+its assets served locally (api.docs), so it works on an offline network.
 """
 from __future__ import annotations
 
 from flask_smorest import Api
 
+from api.docs import ASSETS_URL
 from api.schemas import ErrorSchema
 
 DEFAULTS = {
@@ -18,7 +19,8 @@ DEFAULTS = {
     "OPENAPI_URL_PREFIX": "/api",
     "OPENAPI_JSON_PATH": "openapi.json",
     "OPENAPI_SWAGGER_UI_PATH": "docs",
-    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+    "OPENAPI_SWAGGER_UI_URL": ASSETS_URL,
+    "OPENAPI_SWAGGER_UI_CONFIG": {"validatorUrl": None},
     "API_SPEC_OPTIONS": {
         "security": [{"bearerAuth": []}],
         "info": {"description": "Every endpoint but /healthz, the OpenAPI document, its UI and public "
@@ -40,7 +42,7 @@ class DisputeApi(Api):
 
 
 def init_app(app):
-    from api import audit, cases, comments, errors, health, limits, processes, supervision, tasks, track, units
+    from api import audit, cases, comments, docs, errors, health, limits, processes, supervision, tasks, track, units
 
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
@@ -51,6 +53,7 @@ def init_app(app):
                                                        "description": "an API token from `flask users token`"})
     for module in (health, cases, audit, comments, tasks, processes, supervision, units, track):
         api.register_blueprint(module.blp)
+    app.register_blueprint(docs.blp)
     errors.init_app(app)
     limits.init_app(app)
     app.extensions["dispute_api"] = api
