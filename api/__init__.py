@@ -24,7 +24,10 @@ DEFAULTS = {
     "API_SPEC_OPTIONS": {
         "security": [{"bearerAuth": []}],
         "info": {"description": "Every endpoint but /healthz, the OpenAPI document, its UI and public "
-                                "tracking needs 'Authorization: Bearer <token>' (`flask users token NAME`)."},
+                                "tracking needs 'Authorization: Bearer <token>' (`flask users token NAME`). Every "
+                                "text a request carries must be storable: a NUL character or a lone surrogate "
+                                "escape (\\ud800) anywhere is a 422 naming the field (the pattern on each "
+                                "string says NUL; no portable pattern can name a lone surrogate)."},
     },
 }
 
@@ -42,7 +45,8 @@ class DisputeApi(Api):
 
 
 def init_app(app):
-    from api import audit, cases, comments, docs, errors, health, limits, processes, supervision, tasks, track, units
+    from api import audit, cases, comments, contract, docs, errors, health, limits, processes, supervision, tasks, \
+        track, units
 
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
@@ -51,8 +55,10 @@ def init_app(app):
     api = DisputeApi(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer",
                                                        "description": "an API token from `flask users token`"})
+    contract.before_registration(api)
     for module in (health, cases, audit, comments, tasks, processes, supervision, units, track):
         api.register_blueprint(module.blp)
+    contract.after_registration(app, api)
     app.register_blueprint(docs.blp)
     errors.init_app(app)
     limits.init_app(app)

@@ -7,7 +7,7 @@ from marshmallow import Schema, fields, validate
 from api.auth import caller, require_token, runtime
 from api.parsing import Blueprint
 from api.schemas import CaseOut, CasePageOut, PageQuery, RequestSchema
-from engine.rules.intake import IntakeSchema
+from engine.rules.intake import IntakeSchema, LocationSchema, ReporterSchema
 from engine.rules.status import CaseStatus
 from engine.services import cases, search
 
@@ -15,8 +15,19 @@ blp = Blueprint("cases", __name__, url_prefix="/api/v1/cases", description="Case
 blp.before_request(require_token)
 
 
+class ReporterIn(RequestSchema, ReporterSchema):
+    pass
+
+
+class LocationIn(RequestSchema, LocationSchema):
+    pass
+
+
 class IntakeIn(RequestSchema, IntakeSchema):
     """The intake form; the community is the caller's own and may be left out."""
+
+    reporter = fields.Nested(ReporterIn, required=True)
+    location = fields.Nested(LocationIn, required=True)
 
     community = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=50),
                               metadata={"description": "defaults to the caller's community"})

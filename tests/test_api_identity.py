@@ -60,7 +60,8 @@ def test_openapi_document_and_swagger_ui(client):
     assert spec["paths"]["/healthz"]["get"]["security"] == []
     assert spec["paths"]["/api/v1/track/{tracking_code}"]["get"]["security"] == []
     assert "security" not in spec["paths"]["/api/v1/cases"]["get"]
-    assert set(spec["components"]["schemas"]["Error"]["properties"]) == {"code", "message", "errors"}
+    assert {"code", "message", "errors"} <= set(spec["components"]["schemas"]["Error"]["properties"])
+    assert spec["components"]["schemas"]["Error"]["required"] == ["code", "errors", "message"]
     intake = spec["paths"]["/api/v1/cases"]["post"]
     assert "201" in intake["responses"] and "422" in intake["responses"]
     ui = client.get("/api/docs")
