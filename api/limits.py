@@ -35,12 +35,24 @@ from flask_limiter.util import get_remote_address
 from limits import parse
 from werkzeug.exceptions import TooManyRequests
 
+from api.schemas import ErrorSchema
+
 limiter = Limiter(key_func=get_remote_address, headers_enabled=True, strategy="fixed-window")
 
 DEFAULTS = {
     "RATELIMIT_TRACKING": "20 per minute",
     "RATELIMIT_FAILED_SIGNIN": "10 per minute",
 }
+
+
+RETRY_AFTER = {"Retry-After": {"description": "seconds until this address may try again",
+                               "schema": {"type": "integer", "minimum": 1}}}
+
+
+def documented_429(blp):
+    """The 429 a limited view may answer, for its OpenAPI entry (`@documented_429(blp)`)."""
+    return blp.alt_response(429, schema=ErrorSchema, headers=RETRY_AFTER,
+                            description="too many requests from this address (`rate_limited`)")
 
 
 def config(key: str):

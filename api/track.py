@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields
 
 from api.auth import runtime
-from api.limits import config, limiter
+from api.limits import config, documented_429, limiter
 from api.parsing import Blueprint
 from api.schemas import instant
 from engine.services import tracking
@@ -38,7 +38,7 @@ class TrackOut(Schema):
                                    "schema": {"type": "string", "minLength": 1, "maxLength": 48}}])
 @blp.response(200, TrackOut)
 @blp.alt_response(404, response="NOT_FOUND")
-@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@documented_429(blp)
 def track(tracking_code):
     """Where a case is: status, units and dates; an unknown code is a 404"""
     return tracking.track_case(runtime(), tracking_code)

@@ -106,3 +106,12 @@ def test_the_declared_form_schema_accepts_exactly_what_validation_accepts():
         except InvalidForm:
             accepted = False
         assert any(v.is_valid(data) for v in validators) == accepted, data
+
+
+def test_the_tracking_429_is_documented_with_retry_after(client):
+    spec = _spec(client)
+    refused = spec["paths"]["/api/v1/track/{tracking_code}"]["get"]["responses"]["429"]
+    assert "Retry-After" in refused["headers"]
+    assert refused["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    assert spec["paths"]["/api/v1/track/{tracking_code}"]["get"]["security"] == []
+    assert "/api/v1/track/{case_no}" not in spec["paths"]
