@@ -2,16 +2,16 @@
 
 One flask-smorest blueprint per resource; each view loads the request with a
 marshmallow schema, calls one service function and dumps the result. The
-OpenAPI 3 document is served at /api/openapi.json and Swagger UI at /api/docs
-(the page loads its script from a CDN; the document itself is self-contained).
+OpenAPI 3 document is served at /api/openapi.json and Swagger UI at /api/docs,
+its assets served locally (api.docs), so it works on an offline network.
 """
 from __future__ import annotations
 
 import importlib
-import os
 
 from flask_smorest import Api
 
+from api.docs import ASSETS_URL
 from api.schemas import ErrorSchema
 
 DEFAULTS = {
@@ -21,11 +21,15 @@ DEFAULTS = {
     "OPENAPI_URL_PREFIX": "/api",
     "OPENAPI_JSON_PATH": "openapi.json",
     "OPENAPI_SWAGGER_UI_PATH": "docs",
-    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+    "OPENAPI_SWAGGER_UI_URL": ASSETS_URL,
+    "OPENAPI_SWAGGER_UI_CONFIG": {"validatorUrl": None},
     "API_SPEC_OPTIONS": {
         "security": [{"bearerAuth": []}],
         "info": {"description": "Every endpoint but /healthz, the OpenAPI document, its UI and public "
-                                "tracking needs 'Authorization: Bearer <token>' (`flask users token NAME`)."},
+                                "tracking needs 'Authorization: Bearer <token>' (`flask users token NAME`). Every "
+                                "text a request carries must be storable: a NUL character or a lone surrogate "
+                                "escape (\\ud800) anywhere is a 422 naming the field (the pattern on each "
+                                "string says NUL; no portable pattern can name a lone surrogate)."},
     },
 }
 
@@ -61,13 +65,10 @@ BLUEPRINTS = (
 
 
 def init_app(app):
-    from api import errors, open311
-    from api.limits import limiter
+    from api import contract, docs, errors, limits, open311
 
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
-    # Rate-limit counters: per process by default; RATELIMIT_STORAGE_URI=redis://... shares them.
-    app.config.setdefault("RATELIMIT_STORAGE_URI", os.environ.get("RATELIMIT_STORAGE_URI", "memory://"))
     if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's default is None: no limit at all
         app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
     api = DisputeApi(app)
@@ -75,9 +76,12 @@ def init_app(app):
                                                        "description": "an API token from `flask users token`"})
     api.spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-Api-Key",
                                                    "description": "a client system's key from `flask apikeys create`"})
+    contract.before_registration(api)
     for name in BLUEPRINTS:
         api.register_blueprint(importlib.import_module(f"api.{name}").blp)
+    contract.after_registration(app, api)
+    app.register_blueprint(docs.blp)
     app.register_blueprint(open311.bp)  # GeoReport v2 fixes its own formats: not part of the OpenAPI document
-    limiter.init_app(app)
     errors.init_app(app)
+    limits.init_app(app)
     app.extensions["dispute_api"] = api

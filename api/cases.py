@@ -7,7 +7,7 @@ from marshmallow import Schema, fields, validate
 from api.auth import caller, require_token, runtime
 from api.parsing import Blueprint
 from api.schemas import CaseOut, CasePageOut, PageQuery, RequestSchema
-from engine.rules.intake import IntakeSchema
+from engine.rules.intake import IntakeSchema, LocationSchema, ReporterSchema
 from engine.rules.status import CaseStatus
 from engine.services import cases, search
 
@@ -15,11 +15,28 @@ blp = Blueprint("cases", __name__, url_prefix="/api/v1/cases", description="Case
 blp.before_request(require_token)
 
 
+class ReporterIn(RequestSchema, ReporterSchema):
+    pass
+
+
+class LocationIn(RequestSchema, LocationSchema):
+    pass
+
+
 class IntakeIn(RequestSchema, IntakeSchema):
     """The intake form; the community is the caller's own and may be left out."""
 
+    reporter = fields.Nested(ReporterIn, required=True)
+    location = fields.Nested(LocationIn, required=True)
+
     community = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=50),
                               metadata={"description": "defaults to the caller's community"})
+
+
+class IntakeOut(CaseOut):
+    tracking_code = fields.String(metadata={
+        "description": "the citizen's tracking code for GET /api/v1/track/{tracking_code}: shown only "
+                       "here (and sent to the reporter), stored only as a hash", "example": "7K3M9QXD2HFA"})
 
 
 class CaseListQuery(PageQuery):
@@ -59,7 +76,7 @@ class Cases(MethodView):
         return search.list_cases(runtime(), caller(), filters)
 
     @blp.arguments(IntakeIn)
-    @blp.response(201, CaseOut)
+    @blp.response(201, IntakeOut)
     @blp.alt_response(403, response="FORBIDDEN")
     def post(self, intake):
         """Register a case (一门受理): an acceptor or grid worker of a community"""

@@ -24,6 +24,7 @@ MESSAGES = {
     400: ("malformed_request", "the request body is not valid JSON"),
     422: ("invalid_input", "the request has invalid fields"),
     413: ("too_large", "the request body is larger than the server accepts"),
+    429: ("rate_limited", "too many requests from this address; try again after Retry-After seconds"),
 }
 
 
@@ -70,7 +71,7 @@ def init_app(app):
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
+        headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "retry-after")}
         return jsonify(http_error_body(exc)), exc.code, headers
 
     @app.errorhandler(Exception)

@@ -67,6 +67,15 @@ class ErrorSchema(Schema):
     code = fields.String(required=True, metadata={"example": "invalid_input"})
     message = fields.String(required=True)
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), required=True)
+    # Details some errors add (engine.errors): each optional, named by the error that carries it.
+    element = fields.String(metadata={"description": "the BPMN element at fault"})
+    assignee = fields.String(allow_none=True, metadata={"description": "task_claimed: who holds the task"})
+    task_state = fields.String(metadata={"description": "task_not_ready: the task's state"})
+    current_version = fields.Integer(metadata={"description": "stale_version: the case's version now"})
+    handler = fields.String(metadata={"description": "handler_failed: the service-task operation"})
+    notes = fields.List(fields.String(), metadata={"description": "engine_error: the engine's notes"})
+    problems = fields.List(fields.Dict(), metadata={"description": "definition_invalid: file, element, "
+                                                                   "line, reason and fix of each problem"})
 
 
 class PageQuery(RequestSchema):

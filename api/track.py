@@ -1,20 +1,15 @@
-"""/api/v1/track/{case_no}: public tracking for the citizen (no token, no personal data)."""
+"""/api/v1/track/{tracking_code}: public tracking for the citizen (no token, no personal data, rate-limited)."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from api.auth import runtime
+from api.limits import config, documented_429, limiter
 from api.parsing import Blueprint
-from api.schemas import RequestSchema, instant
+from api.schemas import instant
 from engine.services import tracking
 
 blp = Blueprint("track", __name__, url_prefix="/api/v1/track", description="Public case tracking (案件查询)")
-
-
-class TrackQuery(RequestSchema):
-    phone_last4 = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{4}$", error="must be 4 digits"),
-                                metadata={"description": "the last four digits of the phone the case was "
-                                                         "reported with"})
 
 
 class UnitRef(Schema):
@@ -35,11 +30,15 @@ class TrackOut(Schema):
     closed_at = instant()
 
 
-@blp.route("/<case_no>", methods=["GET"])
-@blp.doc(security=[])
-@blp.arguments(TrackQuery, location="query")
+@blp.route("/<tracking_code>", methods=["GET"])
+@limiter.limit(config("RATELIMIT_TRACKING"))
+@blp.doc(security=[], parameters=[{"in": "path", "name": "tracking_code", "required": True,
+                                   "description": "the code issued at intake (12 symbols of Crockford base32; "
+                                                  "case, hyphens and spaces do not matter)",
+                                   "schema": {"type": "string", "minLength": 1, "maxLength": 48}}])
 @blp.response(200, TrackOut)
 @blp.alt_response(404, response="NOT_FOUND")
-def track(query, case_no):
-    """Where a case is: status, units and dates; a wrong phone suffix is the same 404 as an unknown case"""
-    return tracking.track_case(runtime(), case_no, query["phone_last4"])
+@documented_429(blp)
+def track(tracking_code):
+    """Where a case is: status, units and dates; an unknown code is a 404"""
+    return tracking.track_case(runtime(), tracking_code)

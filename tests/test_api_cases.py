@@ -1,4 +1,4 @@
-"""Cases over HTTP: intake, the scoped and filtered list, one case, its events, comments, public tracking."""
+"""Cases over HTTP: intake, the scoped and filtered list, one case, its events, comments."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -194,42 +194,3 @@ def test_units_exchange_messages_on_a_case(api, clock):
         resp = api.post(f"/api/v1/cases/{case_no}/comments", "cgj_handler", body)
         assert resp.status_code == 422 and "body" in resp.get_json()["errors"], body
     assert len(api.get(f"/api/v1/cases/{case_no}/comments", "cgj_handler").get_json()) == 2
-
-
-# -- public tracking ------------------------------------------------------------------------
-
-
-def test_public_tracking_shows_where_the_case_is_and_nothing_personal(api):
-    case_no, _ = api.at_signing()
-    resp = api.client.get(f"/api/v1/track/{case_no}", query_string={"phone_last4": PHONE[-4:]})
-    assert resp.status_code == 200
-    view = resp.get_json()
-    assert view["case_no"] == case_no and view["status"] == "signing" and view["category_name"] == "城市管理"
-    assert view["current_unit"] == {"code": "YC-CGJ", "name": "宜昌市城市管理局"}
-    assert view["accepted_at"] and view["closed_at"] is None
-    assert set(view) == {"case_no", "status", "category", "category_name", "current_unit", "handling_unit",
-                         "accepted_at", "updated_at", "replied_at", "closed_at"}
-    text = resp.get_data(as_text=True)
-    for personal in (PHONE, "张三", "420502", "云集路12号", "楼上漏水"):
-        assert personal not in text
-
-
-def test_a_wrong_phone_suffix_is_the_same_404_as_an_unknown_case(api):
-    case_no = api.register()["case_no"]
-    wrong = api.client.get(f"/api/v1/track/{case_no}", query_string={"phone_last4": "0000"})
-    unknown = api.client.get("/api/v1/track/2025-999999", query_string={"phone_last4": PHONE[-4:]})
-    assert wrong.status_code == unknown.status_code == 404
-    assert wrong.get_json()["code"] == unknown.get_json()["code"] == "case_not_found"
-    assert wrong.get_json()["message"].replace(case_no, "X") == unknown.get_json()["message"].replace(
-        "2025-999999", "X")
-    for params in ({}, {"phone_last4": "56789"}, {"phone_last4": "56a8"}):
-        resp = api.client.get(f"/api/v1/track/{case_no}", query_string=params)
-        assert resp.status_code == 422 and "phone_last4" in resp.get_json()["errors"], params
-
-
-def test_tracking_a_closed_case(api):
-    case_no, _ = api.at_signing()
-    api.drive(case_no, "sign_for", "handle", "approve", "evaluate")
-    view = api.client.get(f"/api/v1/track/{case_no}", query_string={"phone_last4": PHONE[-4:]}).get_json()
-    assert view["status"] == "closed" and view["closed_at"] and view["replied_at"] and view["current_unit"] is None
-    assert view["handling_unit"]["code"] == "YC-CGJ"

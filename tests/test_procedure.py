@@ -43,7 +43,7 @@ def test_happy_path(rt):
     assert seqs == list(range(1, len(seqs) + 1))
     with rt.db.read() as s:
         kinds = sorted(s.scalars(select(Outbox.recipient_kind)).all())
-    assert kinds == ["citizen", "unit", "unit"]
+    assert kinds == ["citizen", "citizen", "unit", "unit"]  # the citizen: the tracking code, then the reply
 
 
 def test_resolved_by_community(rt):

@@ -122,3 +122,71 @@ def validate(fields: list[FormField], data) -> dict:
     if errors:
         raise InvalidForm("the form has invalid fields", errors=errors)
     return cleaned
+
+
+# -- the same rule, declared as JSON Schema (for the API's OpenAPI document) ---------------------
+
+# Text a database can store has no NUL (nor a lone surrogate, which no portable regex can name: validators
+# in Rust or JavaScript cannot even hold one). A required field needs one character that is not what
+# str.strip() removes (Python's whitespace, spelt out: regex engines disagree on \x1c-\x1f).
+STORABLE = "^[^\\u0000]*$"
+_SPACE = "\\t-\\r\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+NOT_BLANK = f"^[^\\u0000]*[^\\u0000{_SPACE}][^\\u0000]*$"
+
+
+def _value_schema(field: FormField, required: bool) -> dict:
+    if field.type == "int":
+        out: dict = {"type": "integer"}
+    elif field.type == "bool":
+        out = {"type": "boolean"}
+    else:
+        out = {"type": "string", "pattern": NOT_BLANK if required else STORABLE}
+        if field.type == "enum":
+            out["enum"] = list(field.choices)
+        else:
+            out["maxLength"] = MAX_LEN[field.type]
+    if not required:
+        out["nullable"] = True
+    return out
+
+
+def json_schemas(fields: list[FormField]) -> list[dict]:
+    """The data `validate` accepts, as JSON Schema objects (one per branch of each `required_if`)."""
+    variants: list[tuple[dict, set]] = [({}, set())]  # (restrictions on conditioning fields, required)
+    for field in fields:
+        if not field.required_if:
+            continue
+        other, value = field.required_if
+        split = []
+        for restrict, required in variants:
+            split.append(({**restrict, other: ("not", value)}, set(required)))
+            split.append(({**restrict, other: ("is", value)}, required | {field.name}))
+        variants = split
+    by_name = {f.name: f for f in fields}
+    out = []
+    for restrict, conditional in variants:
+        required = {f.name for f in fields if f.required} | conditional
+        properties = {f.name: _value_schema(f, f.name in required) for f in fields}
+        feasible = True
+        for name, (how, value) in restrict.items():
+            schema = properties.get(name)
+            if schema is None:
+                feasible = how == "not"  # a condition on an undeclared field can never hold
+                continue
+            if how == "is":
+                if by_name[name].type in ("int", "bool"):
+                    feasible = False  # submitted values are compared as sent: a number is never the text
+                    continue
+                properties[name] = {**schema, "enum": [value]}
+                properties[name].pop("nullable", None)
+                required.add(name)
+            elif "enum" in schema:
+                schema["enum"] = [c for c in schema["enum"] if c != value]
+                feasible = feasible and bool(schema["enum"] or schema.get("nullable"))
+            else:
+                properties[name] = {**schema, "not": {"enum": [value]}}
+        if feasible:
+            out.append({"type": "object", "properties": properties, "required": sorted(required),
+                        "additionalProperties": False} if required else
+                       {"type": "object", "properties": properties, "additionalProperties": False})
+    return out

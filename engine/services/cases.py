@@ -29,6 +29,7 @@ from engine.rules import access
 from engine.rules.forms import validate as validate_form
 from engine.rules.intake import IntakeSchema
 from engine.rules.status import CaseStatus, TaskRowState
+from engine.services.tracking import issue_tracking_code
 from engine.services.views import case_summary, case_view, event_view, open_rows_by_case, task_view
 from engine.store.client_models import CaseSource
 from engine.store.models import Case, CaseEvent, CaseTask
@@ -132,6 +133,9 @@ def validate_intake(rt, intake: dict, now=None) -> tuple[dict, object]:
 def start_case(rt, intake: dict, actor: str | None = None, *, user=None, source: dict | None = None) -> dict:
     """One-door acceptance: register the case, start its procedure, run to the first user task.
 
+    The answer carries the case's `tracking_code`, the only time it is shown
+    (engine.services.tracking sends it to the reporter too).
+
     Given a `user`, they must be allowed to register cases (`access.require_intake`);
     a form without a community is placed by the first-contact rule. Given a
     `source` (client_id, external_ref, token, media_url), the case is tied to the
@@ -180,8 +184,9 @@ def start_case(rt, intake: dict, actor: str | None = None, *, user=None, source:
             payload["placement"] = placement.by
         op.event("case_started", payload=payload)
         op.run_engine()
+        code = issue_tracking_code(op)
         op.finish()
-        return case_view(session, case, include_tasks=True, open_rows=op.open_task_rows())
+        return dict(case_view(session, case, include_tasks=True, open_rows=op.open_task_rows()), tracking_code=code)
 
 
 @_commit_guard

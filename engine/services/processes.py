@@ -115,3 +115,15 @@ def _row(session, process_id: str, version: int) -> ProcessDefinition:
 def definition_view(row: ProcessDefinition) -> dict:
     return {"process_id": row.process_id, "version": row.version, "name": row.name, "sha256": row.sha256,
             "source": row.source_name, "deployed_at": row.deployed_at.isoformat(), "deployed_by": row.deployed_by}
+
+
+def deployed_forms(rt) -> dict[str, list]:
+    """The form of every user task of every deployed version, keyed `process:version:element`."""
+    with rt.db.read() as session:
+        ids = session.scalars(select(ProcessDefinition.id).order_by(ProcessDefinition.id)).all()
+        out = {}
+        for definition_id in ids:
+            loaded = rt.definitions.get(session, definition_id)
+            for element, meta in loaded.tasks.items():
+                out[f"{loaded.process_id}:{loaded.version}:{element}"] = list(meta.form)
+        return out

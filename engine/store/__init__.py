@@ -11,6 +11,7 @@ from engine.store import (  # noqa: F401  (registers the tables)
     report_models,
     settings_models,
     timer_models,
+    tracking_models,
 )
 from engine.store.base import Base
 
