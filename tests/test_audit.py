@@ -280,7 +280,7 @@ def test_a_changed_stored_state_is_detected(rt, clock, tamper):
     r = failure(rt, case.case_no)
     assert r["seq"] == case.last_seq and "stored workflow state" in r["problem"]
     with rt.db.write() as s:
-        s.execute(sa.update(Case).where(Case.id == case.id).values(state=case.state[:-1] + b"\x00"))
+        s.execute(sa.update(Case).where(Case.id == case.id).values(state=case.state[:-1] + bytes([case.state[-1] ^ 0xFF])))
     assert "stored workflow state" in failure(rt, case.case_no)["problem"]
 
 
