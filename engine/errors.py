@@ -113,3 +113,14 @@ class EngineError(CaseError):
 
     code = "engine_error"
     status = 500
+
+
+class OrganisationGap(CaseError):
+    """A user task would have no unit (the organisation lacks a unit its lane needs); nothing was changed.
+
+    The procedure and the organisation are at fault, not the caller: an
+    administrator completes the organisation, then retries (see incidents).
+    """
+
+    code = "organisation_gap"
+    status = 500

@@ -25,7 +25,7 @@ from engine.core.compaction import compact
 from engine.core.sandbox import SandboxEnvironment, SandboxScriptEngine
 from engine.core.serializer import SERIALIZER_VERSION, dump_workflow, load_workflow
 from engine.core.timers import pending_timers, sync_timers, timer_due
-from engine.errors import CaseError, EngineError, HandlerFailed
+from engine.errors import CaseError, EngineError, HandlerFailed, OrganisationGap
 from engine.rules.status import CaseStatus, TaskRowState, check_task_transition
 from engine.store.ledger import append_events, state_digest
 from engine.store.models import Case, CaseTask, Outbox
@@ -294,6 +294,7 @@ class CaseOperation:
     def _task_ready(self, task) -> None:
         meta = self.definition.tasks.get(task.task_spec.bpmn_id)
         rule = self.rt.tables.lanes.get(task.task_spec.lane)
+        self._refuse_unitless(task, rule)
         row = CaseTask(
             id=str(task.id), case_id=self.case.id, bpmn_id=task.task_spec.bpmn_id,
             name=meta.name if meta else task.task_spec.bpmn_id, lane=task.task_spec.lane,
@@ -323,6 +324,18 @@ class CaseOperation:
 
     def unit_for(self, rule) -> str | None:
         return self.rt.tables.unit_for(rule, self.case.community_code, self.case.routed_unit)
+
+    def _refuse_unitless(self, task, rule) -> None:
+        """A ready user task nobody could see is never created: the whole operation rolls back instead."""
+        gap = self.rt.tables.unit_gap(rule, self.case.community_code, self.case.routed_unit)
+        if gap is None:
+            return
+        element, lane = task.task_spec.bpmn_id, task.task_spec.lane
+        exc = OrganisationGap(f"case {self.case.case_no}: user task {element} (lane {lane}) would have no unit: "
+                              f"{gap}; complete the organisation, then retry", element=element, lane=lane,
+                              gap=gap)
+        exc.case_id = self.case.id  # for the incident recorded after the rollback (not part of the error body)
+        raise exc
 
     def _update_record(self) -> None:
         case = self.case

@@ -18,6 +18,7 @@ import uuid
 
 from marshmallow import ValidationError
 from sqlalchemy import select, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine import clock
@@ -28,8 +29,10 @@ from engine.rules import access
 from engine.rules.forms import validate as validate_form
 from engine.rules.intake import IntakeSchema
 from engine.rules.status import CaseStatus, TaskRowState
+from engine.services import incidents
 from engine.services.views import case_summary, case_view, event_view, task_view
 from engine.store.models import Case, CaseEvent, CaseTask
+from engine.store.timer_models import CaseTimer
 
 SYSTEM = "system"
 CASE_NO = re.compile(r"^[0-9]{4}-[0-9]{6,12}$")
@@ -101,6 +104,7 @@ def validate_intake(rt, intake: dict) -> dict:
         raise InvalidInput("the intake form has invalid fields", errors=exc.messages) from exc
 
 
+@incidents.records_gaps
 @_commit_guard
 def start_case(rt, intake: dict, actor: str | None = None, *, user=None) -> dict:
     """One-door acceptance: register the case, start its procedure, run to the first user task.
@@ -146,6 +150,7 @@ def start_case(rt, intake: dict, actor: str | None = None, *, user=None) -> dict
         return case_view(session, case, include_tasks=True, open_rows=op.open_task_rows())
 
 
+@incidents.records_gaps
 @_commit_guard
 def complete_task(rt, task_id: str, data: dict, actor: str | None = None, expected_version: int | None = None,
                   *, user=None) -> dict:
@@ -223,15 +228,29 @@ def case_events(rt, case_no: str, user=None) -> list[dict]:
         return [event_view(e, masked=masked) for e in rows]
 
 
-def fire_timer(rt, timer_id: int, worker: str) -> str:
+def fire_timer(rt, timer_id: int, worker: str, *, retry_of: int | None = None) -> str:
     """Fire a due timer (and any other due timer of its case) in one unit of work.
 
     Returns "fired", "gone" (already fired, or cancelled by a completed task),
-    "not_due", "busy" (the case is locked by someone else: try again shortly)
-    or "lost_lease" (another worker took the timer over).
+    "not_due" (also: waiting for its next try), "held" (an open incident holds
+    it), "busy" (the case is locked by someone else: try again shortly) or
+    "lost_lease" (another worker took the timer over). A firing that raises
+    rolls back and, but for a database failure, is recorded on the timer for a
+    later try or an incident (engine.services.incidents) before the error goes
+    on. `retry_of`: a person retries this open incident now, whatever holds the
+    timer; if the timer fires, the incident is resolved in the same transaction.
     """
-    from engine.store.timer_models import CaseTimer
+    try:
+        return _fire_timer(rt, timer_id, worker, retry_of)
+    except SQLAlchemyError:
+        raise  # the database failed, not the case: nothing can be recorded now, the worker tries again
+    except Exception as exc:
+        if retry_of is None:
+            incidents.record_timer_failure(rt, timer_id, exc)
+        raise
 
+
+def _fire_timer(rt, timer_id: int, worker: str, retry_of: int | None) -> str:
     with rt.db.write() as session:
         timer = session.get(CaseTimer, timer_id)
         if timer is None:
@@ -239,9 +258,15 @@ def fire_timer(rt, timer_id: int, worker: str) -> str:
         now = clock.now()
         if timer.due_at > now:
             return "not_due"
-        if timer.claimed_by not in (None, worker) and timer.lease_until and timer.lease_until > now:
-            return "lost_lease"
-        case = session.scalar(select(Case).where(Case.id == timer.case_id).with_for_update(skip_locked=True))
+        if retry_of is None:
+            if timer.incident_id is not None:
+                return "held"
+            if timer.retry_at is not None and timer.retry_at > now:
+                return "not_due"
+            if timer.claimed_by not in (None, worker) and timer.lease_until and timer.lease_until > now:
+                return "lost_lease"
+        case = session.scalar(select(Case).where(Case.id == timer.case_id)
+                              .with_for_update(skip_locked=retry_of is None))
         if case is None:
             return "busy"
         # The case lock serialises firings: whoever held it before us may have fired this timer.
@@ -251,4 +276,6 @@ def fire_timer(rt, timer_id: int, worker: str) -> str:
         op = CaseOperation(rt, session, case, f"timer:{worker}", definition)
         fired = op.fire_due_timers()
         op.finish()
+        if fired and retry_of is not None:
+            incidents.resolve_incident(session, retry_of, worker, now, "retried: the timer fired")
         return "fired" if fired else "not_due"
