@@ -25,9 +25,8 @@ class RetryFailed(Exception):
 
 def retry_timer(rt, incident, actor: str) -> str:
     """Fire the timer the incident holds (or, if it is gone, the case's other due timers) under the case lock."""
-    worker = f"incident:{actor}"
     for timer_id in _timers_to_retry(rt, incident):
-        outcome = cases.fire_timer(rt, timer_id, worker, retry_of=incident.id)
+        outcome = cases.fire_timer(rt, timer_id, actor, retry_of=incident.id)  # its events say timer:<actor>
         if outcome == "fired":
             return "retried: the timer fired"
         if outcome != "gone":
@@ -79,6 +78,7 @@ def retry_incident(rt, user, incident_id: int, actor: str | None = None) -> dict
     actor = user.username if user is not None else (actor or "cli")
     with rt.db.read() as session:
         incident, _ = load_incident(session, incident_id)
+        session.expunge(incident)  # a plain snapshot for the retriers, loaded before the read ends
     if incident.status != OPEN:
         raise Conflict(f"incident {incident_id} is already {incident.status}")
     retry = RETRY.get(incident.kind)
