@@ -13,6 +13,7 @@ unclaimed), and the reporter's personal data is masked outside the rule.
 """
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 
@@ -84,14 +85,13 @@ def masked_for(user, case: Case) -> bool:
 def _commit_guard(fn):
     """A concurrent writer that slipped past the lock shows up as a stale version, never as lost data."""
 
+    @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except StaleDataError as exc:
             raise StaleVersion("the case was changed by someone else; reload and try again") from exc
 
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
     return wrapper
 
 
