@@ -25,6 +25,7 @@ PROTECTED = [
     ("get", "/api/v1/processes/standard_dispute/versions"), ("get", "/api/v1/processes/standard_dispute/diff?from=1&to=1"),
     ("get", "/api/v1/units"), ("get", "/api/v1/me"), ("get", "/api/v1/supervision/overdue"),
     ("post", "/api/v1/supervision/1/note"), ("post", "/api/v1/supervision/1/close"),
+    ("get", "/api/v1/incidents"), ("get", "/api/v1/incidents/1"), ("post", "/api/v1/incidents/1/retry"),
 ]
 
 
@@ -56,6 +57,7 @@ def test_openapi_document_and_swagger_ui(client):
         "GET /api/v1/units", "GET /api/v1/me", "GET /api/v1/track/{case_no}",
         "GET /api/v1/supervision/overdue", "POST /api/v1/supervision/{record_id}/note",
         "POST /api/v1/supervision/{record_id}/close",
+        "GET /api/v1/incidents", "GET /api/v1/incidents/{incident_id}", "POST /api/v1/incidents/{incident_id}/retry",
     }
     assert spec["paths"]["/healthz"]["get"]["security"] == []
     assert spec["paths"]["/api/v1/track/{case_no}"]["get"]["security"] == []

@@ -261,3 +261,38 @@ def test_cli_lists_and_retries_with_messages_not_tracebacks(gap_app, gap_rt, res
     assert "resolved" in listed.output and "1 resolved incident(s)" in listed.output
     verified = fixed_runner.invoke(args=["audit", "verify", d.case["case_no"]])
     assert verified.exit_code == 0, verified.output
+
+
+# -- the record itself --------------------------------------------------------------------------
+
+
+def test_concurrent_reports_of_one_failure_make_one_incident(rt, clock):
+    """The interface the outbox worker calls in its own transaction: one open incident per (kind, source)."""
+    import threading
+
+    from engine.services.incidents import open_or_bump_incident
+
+    d = Driver.start(rt)
+    with rt.db.read() as s:
+        case_id = s.scalar(select(Case.id).where(Case.case_no == d.case["case_no"]))
+    barrier, errors = threading.Barrier(4), []
+
+    def report(i):
+        try:
+            barrier.wait(timeout=10)
+            with rt.db.write() as s:
+                open_or_bump_incident(s, kind="notification", source="outbox:7", case_id=case_id, element=None,
+                                      error=f"gateway said 503 ({i})", now=clock.now())
+        except Exception as exc:  # collected: the test fails naming it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=report, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    [incident] = open_incidents(rt, kind="notification")
+    assert incident["tries"] == 4 and incident["source"] == "outbox:7" and incident["case_no"] == d.case["case_no"]
+    assert event_types(rt, d.case["case_no"]).count("incident_opened") == 1
+    assert verify_cases(rt, [d.case["case_no"]])["failed"] == 0

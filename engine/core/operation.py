@@ -108,8 +108,10 @@ class CaseOperation:
     @classmethod
     def new_case(cls, rt, session, case: Case, actor: str, definition) -> "CaseOperation":
         """An operation on a case that has no workflow yet: starts one from the definition."""
-        return cls(rt, session, case, actor, definition,
-                   workflow=BpmnWorkflow(definition.spec, definition.subprocess_specs))
+        op = cls(rt, session, case, actor, definition,
+                 workflow=BpmnWorkflow(definition.spec, definition.subprocess_specs))
+        op.is_new_case = True
+        return op
 
     def __init__(self, rt, session, case: Case, actor: str, definition, workflow: BpmnWorkflow | None = None):
         self.rt = rt
@@ -119,6 +121,7 @@ class CaseOperation:
         self.definition = definition
         self.now = clock.now()
         self.pending_events: list[dict] = []
+        self.is_new_case = False
         self._new_rows: dict[str, CaseTask] = {}
         self.ctx = HandlerContext(self)
         self.script_engine = CaseScriptEngine(SandboxEnvironment(rt.functions, self._call_service))
@@ -334,7 +337,8 @@ class CaseOperation:
         exc = OrganisationGap(f"case {self.case.case_no}: user task {element} (lane {lane}) would have no unit: "
                               f"{gap}; complete the organisation, then retry", element=element, lane=lane,
                               gap=gap)
-        exc.case_id = self.case.id  # for the incident recorded after the rollback (not part of the error body)
+        # For the incident recorded after the rollback (not in the error body); a new case is rolled back too.
+        exc.case_id = None if self.is_new_case else self.case.id
         raise exc
 
     def _update_record(self) -> None:

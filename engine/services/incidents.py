@@ -196,9 +196,7 @@ def record_gap(rt, exc: OrganisationGap, actor: str | None) -> Incident | None:
     now = clock.now()
     message, error_type = describe(exc)
     with rt.db.write() as session:
-        case_id = getattr(exc, "case_id", None)
-        if case_id is not None and session.get(Case, case_id) is None:
-            case_id = None  # a new case, rolled back with its first task
+        case_id = getattr(exc, "case_id", None)  # None for a new case, rolled back with its first task
         source = f"case:{case_id}:{exc.element}" if case_id is not None else f"intake:{exc.element}"
         return open_or_bump_incident(session, kind="no_unit", source=source, case_id=case_id, element=exc.element,
                                      error=message, now=now, error_type=error_type,
