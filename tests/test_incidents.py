@@ -126,7 +126,8 @@ def test_a_request_escalating_into_the_gap_is_refused_changes_nothing_and_is_rec
 # -- the observed fault, from a timer --------------------------------------------------------
 
 
-def test_a_timer_escalating_into_the_gap_retries_with_backoff_then_opens_an_incident(gap_rt, restart, clock):
+def test_a_timer_escalating_into_the_gap_retries_with_backoff_then_opens_an_incident(gap_app, gap_rt, restart,
+                                                                                     clock):
     d = at_street(gap_rt)
     case_no = d.case["case_no"]
     warn, due = (datetime.fromisoformat(d.open[k]) for k in ("warn_at", "due_at"))
@@ -140,6 +141,8 @@ def test_a_timer_escalating_into_the_gap_retries_with_backoff_then_opens_an_inci
     assert event_types(gap_rt, case_no).count("timer_fired") == 1
     assert cases.get_case(gap_rt, case_no)["open_tasks"][0]["element"] == "street_coordinate"
 
+    listed = gap_app.test_cli_runner().invoke(args=["timers", "list"])
+    assert f"failed 1x, next try {row.retry_at.isoformat()}" in listed.output
     run_timers(gap_rt)  # not yet time for the next try
     assert timer_rows(gap_rt, case_no)[0].tries == 1
     for tries, wait in ((2, 30), (3, 120), (4, 600)):
@@ -157,6 +160,8 @@ def test_a_timer_escalating_into_the_gap_retries_with_backoff_then_opens_an_inci
     assert incident["details"]["timer"] == "due_street_coordinate" and "coordination_office" in incident["error"]
     assert incident["first_seen"] == incident["last_seen"] == clock.now().isoformat()
 
+    listed = gap_app.test_cli_runner().invoke(args=["timers", "list"])
+    assert f"held by incident #{incident['id']}" in listed.output
     clock.advance(days=3)
     assert run_timers(gap_rt).get("failed") is None  # held: the workers leave it alone, and it stays recorded
     assert timer_rows(gap_rt, case_no)[0].tries == 5 and open_incidents(gap_rt)[0]["tries"] == 5

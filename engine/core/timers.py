@@ -137,4 +137,5 @@ def upcoming_timers(rt, limit: int = 20) -> list[dict]:
         rows = session.execute(select(CaseTimer, Case.case_no).join(Case, Case.id == CaseTimer.case_id)
                                .order_by(CaseTimer.due_at).limit(limit)).all()
         return [{"due_at": t.due_at.isoformat(), "case_no": no, "kind": t.kind, "element": t.element,
-                 "claimed_by": t.claimed_by} for t, no in rows]
+                 "claimed_by": t.claimed_by, "tries": t.tries, "incident_id": t.incident_id,
+                 "retry_at": t.retry_at.isoformat() if t.retry_at else None} for t, no in rows]
