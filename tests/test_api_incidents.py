@@ -42,7 +42,8 @@ def test_a_request_into_the_gap_is_a_clear_error_and_an_incident_admins_and_desi
     assert body["element"] == "district_coordinate" and body["gap"].startswith("district_coordination:")
     assert "coordination_office" in body["message"] and body["errors"] == {}
     case = api.case(case_no)
-    assert case["open_tasks"][0]["element"] == "street_coordinate" and case["open_tasks"][0]["assignee"] == "xljd_leader"
+    [task] = case["open_tasks"]
+    assert task["element"] == "street_coordinate" and task["assignee"] == "xljd_leader"
 
     for user in ("admin", "designer"):
         resp = api.get("/api/v1/incidents", user)

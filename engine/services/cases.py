@@ -278,4 +278,6 @@ def _fire_timer(rt, timer_id: int, worker: str, retry_of: int | None) -> str:
         op.finish()
         if fired and retry_of is not None:
             incidents.resolve_incident(session, retry_of, worker, now, "retried: the timer fired")
+        elif fired:
+            incidents.resolve_replaced(session, case.id, worker, now)
         return "fired" if fired else "not_due"

@@ -138,6 +138,18 @@ def resolve_incident(session, incident_id: int, actor: str, now: datetime, resol
     return True
 
 
+def resolve_replaced(session, case_id: int, actor: str, now: datetime) -> int:
+    """A timer of the case fired: resolve its open timer incidents whose held timer is gone (a migration
+    replaced it, or the step it guarded was done); how many."""
+    stale = [i for i in session.scalars(select(Incident).where(Incident.case_id == case_id, Incident.status == OPEN,
+                                                               Incident.source.like("timer:%")))
+             if session.get(CaseTimer, int(i.source.split(":", 1)[1])) is None]
+    for incident in stale:
+        resolve_incident(session, incident.id, actor, now, "the case's timers fired again; the held timer no "
+                                                           "longer waits (replaced by a migration, or its step done)")
+    return len(stale)
+
+
 def bump_after_retry(rt, incident_id: int, exc: BaseException) -> None:
     """A retry failed again: one more try, seen now, with the latest error (its own transaction)."""
     message, error_type = describe(exc)
