@@ -9,7 +9,8 @@ incident with `open_or_bump_incident` and holds the case's due timers: the
 workers leave them alone until a person retries (`engine.services.
 incident_retry`). A synchronous request that would create a task with no unit
 is refused (`OrganisationGap`) and recorded here the same way
-(`records_gaps`). Opening and resolving an incident are notes in the case's
+(`records_gaps`). When a migration replaced a held timer, the next firing
+of the case resolves the incident (`resolve_replaced`). Opening and resolving an incident are notes in the case's
 event log (`incident_opened`, `incident_resolved`), which replay skips.
 
 Settings (environment): TIMER_RETRY_DELAYS (seconds, comma-separated,
