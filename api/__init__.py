@@ -61,6 +61,7 @@ BLUEPRINTS = (
     "intake",
     "apikeys",
     "admin",
+    "incidents",
 )
 
 

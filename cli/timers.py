@@ -48,4 +48,6 @@ def timers_list_command(limit):
     from engine.core.timers import upcoming_timers
 
     for t in upcoming_timers(runtime(), limit):
-        click.echo(f"{t['due_at']}  {t['case_no']}  {t['kind']:5}  {t['element']}  {t['claimed_by'] or ''}")
+        failed = (f"  held by incident #{t['incident_id']}" if t["incident_id"] else
+                  f"  failed {t['tries']}x, next try {t['retry_at']}" if t["retry_at"] else "")
+        click.echo(f"{t['due_at']}  {t['case_no']}  {t['kind']:5}  {t['element']}  {t['claimed_by'] or ''}{failed}")

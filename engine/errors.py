@@ -148,3 +148,14 @@ class OrganisationGaps(Conflict):
     def __init__(self, message: str, gaps: list[str]):
         super().__init__(message, errors={"gaps": gaps})
         self.gaps = gaps
+
+
+class OrganisationGap(CaseError):
+    """A user task would have no unit (the organisation lacks a unit its lane needs); nothing was changed.
+
+    The procedure and the organisation are at fault, not the caller: an
+    administrator completes the organisation, then retries (see incidents).
+    """
+
+    code = "organisation_gap"
+    status = 500

@@ -29,6 +29,7 @@ PROTECTED = [
     ("get", "/api/v1/statistics?from=2025-03-01&to=2025-03-31"), ("get", "/api/v1/statistics/definitions"),
     ("get", "/api/v1/statistics/charts/trend.svg"), ("get", "/api/v1/assessment/2025-03"),
     ("get", "/api/v1/assessment/2025-03.xlsx"),
+    ("get", "/api/v1/incidents"), ("get", "/api/v1/incidents/1"), ("post", "/api/v1/incidents/1/retry"),
 ]
 
 
@@ -69,6 +70,7 @@ def test_openapi_document_and_swagger_ui(client):
         "GET /api/v1/admin/units", "POST /api/v1/admin/units", "POST /api/v1/admin/units/{code}/deactivate",
         "GET /api/v1/admin/users", "POST /api/v1/admin/users", "POST /api/v1/admin/users/{username}/deactivate",
         "POST /api/v1/admin/users/{username}/tokens",
+        "GET /api/v1/incidents", "GET /api/v1/incidents/{incident_id}", "POST /api/v1/incidents/{incident_id}/retry",
     }
     assert spec["paths"]["/api/v1/intake"]["post"]["security"] == [{"apiKey": []}]
     assert spec["paths"]["/healthz"]["get"]["security"] == []

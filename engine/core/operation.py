@@ -27,7 +27,7 @@ from engine.core.compaction import compact
 from engine.core.sandbox import SandboxEnvironment, SandboxScriptEngine, SandboxViolation
 from engine.core.serializer import SERIALIZER_VERSION, dump_workflow, load_workflow
 from engine.core.timers import pending_timers, sync_timers, timer_due
-from engine.errors import CaseError, DefinitionError, EngineError, HandlerFailed
+from engine.errors import CaseError, DefinitionError, EngineError, HandlerFailed, OrganisationGap
 from engine.rules.status import CaseStatus, TaskRowState, check_task_transition
 from engine.store.ledger import append_events, state_digest
 from engine.store.models import Case, CaseTask, Outbox
@@ -139,8 +139,10 @@ class CaseOperation:
     @classmethod
     def new_case(cls, rt, session, case: Case, actor: str, definition) -> "CaseOperation":
         """An operation on a case that has no workflow yet: starts one from the definition."""
-        return cls(rt, session, case, actor, definition,
-                   workflow=BpmnWorkflow(definition.spec, definition.subprocess_specs))
+        op = cls(rt, session, case, actor, definition,
+                 workflow=BpmnWorkflow(definition.spec, definition.subprocess_specs))
+        op.is_new_case = True
+        return op
 
     def __init__(self, rt, session, case: Case, actor: str, definition, workflow: BpmnWorkflow | None = None):
         self.rt = rt
@@ -150,6 +152,7 @@ class CaseOperation:
         self.definition = definition
         self.now = clock.now()
         self.pending_events: list[dict] = []
+        self.is_new_case = False
         self._new_rows: dict[str, CaseTask] = {}
         self.ctx = HandlerContext(self)
         self.script_engine = CaseScriptEngine(SandboxEnvironment(rt.functions, self._call_service))
@@ -333,6 +336,7 @@ class CaseOperation:
     def _task_ready(self, task) -> None:
         meta = self.definition.tasks.get(task.task_spec.bpmn_id)
         rule = self.rt.tables.lanes.get(task.task_spec.lane)
+        self._refuse_unitless(task, rule)
         row = CaseTask(
             id=str(task.id), case_id=self.case.id, bpmn_id=task.task_spec.bpmn_id,
             name=meta.name if meta else task.task_spec.bpmn_id, lane=task.task_spec.lane,
@@ -362,6 +366,19 @@ class CaseOperation:
 
     def unit_for(self, rule) -> str | None:
         return self.rt.tables.unit_for(rule, self.case.community_code, self.case.routed_unit)
+
+    def _refuse_unitless(self, task, rule) -> None:
+        """A ready user task nobody could see is never created: the whole operation rolls back instead."""
+        gap = self.rt.tables.unit_gap(rule, self.case.community_code, self.case.routed_unit)
+        if gap is None:
+            return
+        element, lane = task.task_spec.bpmn_id, task.task_spec.lane
+        exc = OrganisationGap(f"case {self.case.case_no}: user task {element} (lane {lane}) would have no unit: "
+                              f"{gap}; complete the organisation, then retry", element=element, lane=lane,
+                              gap=gap)
+        # For the incident recorded after the rollback (not in the error body); a new case is rolled back too.
+        exc.case_id = None if self.is_new_case else self.case.id
+        raise exc
 
     def _update_record(self) -> None:
         case = self.case

@@ -14,7 +14,8 @@ state digest is compared with the recorded one (strict mode); in trace mode
 checked: the same tasks became ready, were cancelled, fired and completed.
 
 Task ids are random, so the replay maps recorded task ids to its own tasks
-through the `task_ready` events; claims only move the holder of a task.
+through the `task_ready` events; claims only move the holder of a task, and
+notes (an incident opened or resolved) change nothing.
 """
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ from engine.core.timers import pending_timers, timer_due
 from engine.store.ledger import state_digest
 
 CLAIMS = ("task_claimed", "task_unclaimed", "task_delegated")
+# Notes on the case that never touch its workflow (engine.services.incidents): nothing to replay.
+NOTES = ("incident_opened", "incident_resolved")
 MIGRATED = "case_migrated"
 
 
@@ -106,6 +109,8 @@ class Replayer:
         first = op[0]
         if first.type in CLAIMS:
             self._claim(first)
+            return None
+        if first.type in NOTES:
             return None
         at = first.at
         fired = [e for e in op if e.type == "timer_fired"]

@@ -8,7 +8,9 @@ case (skipping it if someone else holds it), let SpiffWorkflow fire every due
 timer of the case, save, and record each firing with its due and actual
 instants. The row is deleted in the same transaction, so a timer fires exactly
 once, whatever the number of workers; a lease that expires (a killed worker)
-lets another worker take the timer over.
+lets another worker take the timer over. A timer whose firing failed is
+claimed again only once its `retry_at` has passed, and never while an open
+incident holds it (engine.services.incidents).
 """
 from __future__ import annotations
 
@@ -99,7 +101,9 @@ def claim_timers(rt, worker: str, until: datetime, limit: int, overdue_before: d
     """
     now = clock.now()
     conditions = [CaseTimer.due_at <= until,
-                  or_(CaseTimer.lease_until.is_(None), CaseTimer.lease_until < now)]
+                  or_(CaseTimer.lease_until.is_(None), CaseTimer.lease_until < now),
+                  # A timer whose firing failed waits for its next try; one an open incident holds, for a person.
+                  or_(CaseTimer.retry_at.is_(None), CaseTimer.retry_at <= now), CaseTimer.incident_id.is_(None)]
     if overdue_before is not None:
         conditions.append(CaseTimer.due_at < overdue_before)
     if fresh_after is not None:
@@ -133,4 +137,5 @@ def upcoming_timers(rt, limit: int = 20) -> list[dict]:
         rows = session.execute(select(CaseTimer, Case.case_no).join(Case, Case.id == CaseTimer.case_id)
                                .order_by(CaseTimer.due_at).limit(limit)).all()
         return [{"due_at": t.due_at.isoformat(), "case_no": no, "kind": t.kind, "element": t.element,
-                 "claimed_by": t.claimed_by} for t, no in rows]
+                 "claimed_by": t.claimed_by, "tries": t.tries, "incident_id": t.incident_id,
+                 "retry_at": t.retry_at.isoformat() if t.retry_at else None} for t, no in rows]

@@ -99,6 +99,24 @@ class Tables:
             return self.org.level_unit(rule.unit_from, community)
         return self.fixed_units.get(rule.unit_from)
 
+    def unit_gap(self, rule: LaneRule | None, community: str, routed_unit: str | None) -> str | None:
+        """Why a task in `rule`'s lane has no unit for this case (None when it has one)."""
+        if rule is None:
+            return "its lane is not in lanes.toml"
+        unit = self.unit_for(rule, community, routed_unit)
+        if unit is not None:
+            return None if not self.units or unit in self.units else f"{rule.unit_from}: unit {unit} is not in " \
+                                                                      "the organisation"
+        if rule.unit_from == "routed_unit":
+            return "routed_unit: the case has not been routed to a unit"
+        if rule.unit_from not in LEVEL_UNITS:
+            return f"{rule.unit_from}: lanes.toml [units] names no unit for it"
+        ancestor_kind, child_kind = LEVEL_UNITS[rule.unit_from]
+        ancestor = self.ancestor_of(community, ancestor_kind)
+        if ancestor is None:
+            return f"{rule.unit_from}: community {community} has no {ancestor_kind} above it"
+        return f"{rule.unit_from}: {ancestor_kind} {ancestor.code} ({ancestor.name}) has no {child_kind} under it"
+
 
 def _read(path: Path) -> dict:
     try:

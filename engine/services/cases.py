@@ -13,12 +13,14 @@ unclaimed), and the reporter's personal data is masked outside the rule.
 """
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from datetime import datetime, timezone
 
 from marshmallow import ValidationError
 from sqlalchemy import select, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine import clock
@@ -29,10 +31,12 @@ from engine.rules import access
 from engine.rules.forms import validate as validate_form
 from engine.rules.intake import IntakeSchema
 from engine.rules.status import CaseStatus, TaskRowState
+from engine.services import incidents
 from engine.services.tracking import issue_tracking_code
 from engine.services.views import case_summary, case_view, event_view, open_rows_by_case, task_view
 from engine.store.client_models import CaseSource
 from engine.store.models import Case, CaseEvent, CaseTask
+from engine.store.timer_models import CaseTimer
 
 SYSTEM = "system"
 CASE_NO = re.compile(r"^[0-9]{4}-[0-9]{6,12}$")
@@ -84,14 +88,13 @@ def masked_for(user, case: Case) -> bool:
 def _commit_guard(fn):
     """A concurrent writer that slipped past the lock shows up as a stale version, never as lost data."""
 
+    @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except StaleDataError as exc:
             raise StaleVersion("the case was changed by someone else; reload and try again") from exc
 
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
     return wrapper
 
 
@@ -129,6 +132,7 @@ def validate_intake(rt, intake: dict, now=None) -> tuple[dict, object]:
     return data, placement
 
 
+@incidents.records_gaps
 @_commit_guard
 def start_case(rt, intake: dict, actor: str | None = None, *, user=None, source: dict | None = None) -> dict:
     """One-door acceptance: register the case, start its procedure, run to the first user task.
@@ -189,6 +193,7 @@ def start_case(rt, intake: dict, actor: str | None = None, *, user=None, source:
         return dict(case_view(session, case, include_tasks=True, open_rows=op.open_task_rows()), tracking_code=code)
 
 
+@incidents.records_gaps
 @_commit_guard
 def complete_task(rt, task_id: str, data: dict, actor: str | None = None, expected_version: int | None = None,
                   *, user=None) -> dict:
@@ -267,15 +272,29 @@ def case_events(rt, case_no: str, user=None) -> list[dict]:
         return [event_view(e, masked=masked) for e in rows]
 
 
-def fire_timer(rt, timer_id: int, worker: str) -> str:
+def fire_timer(rt, timer_id: int, worker: str, *, retry_of: int | None = None) -> str:
     """Fire a due timer (and any other due timer of its case) in one unit of work.
 
     Returns "fired", "gone" (already fired, or cancelled by a completed task),
-    "not_due", "busy" (the case is locked by someone else: try again shortly)
-    or "lost_lease" (another worker took the timer over).
+    "not_due" (also: waiting for its next try), "held" (an open incident holds
+    it), "busy" (the case is locked by someone else: try again shortly) or
+    "lost_lease" (another worker took the timer over). A firing that raises
+    rolls back and, but for a database failure, is recorded on the timer for a
+    later try or an incident (engine.services.incidents) before the error goes
+    on. `retry_of`: a person retries this open incident now, whatever holds the
+    timer; if the timer fires, the incident is resolved in the same transaction.
     """
-    from engine.store.timer_models import CaseTimer
+    try:
+        return _fire_timer(rt, timer_id, worker, retry_of)
+    except SQLAlchemyError:
+        raise  # the database failed, not the case: nothing can be recorded now, the worker tries again
+    except Exception as exc:
+        if retry_of is None:
+            incidents.record_timer_failure(rt, timer_id, exc)
+        raise
 
+
+def _fire_timer(rt, timer_id: int, worker: str, retry_of: int | None) -> str:
     with rt.db.write() as session:
         timer = session.get(CaseTimer, timer_id)
         if timer is None:
@@ -283,9 +302,15 @@ def fire_timer(rt, timer_id: int, worker: str) -> str:
         now = clock.now()
         if timer.due_at > now:
             return "not_due"
-        if timer.claimed_by not in (None, worker) and timer.lease_until and timer.lease_until > now:
-            return "lost_lease"
-        case = session.scalar(select(Case).where(Case.id == timer.case_id).with_for_update(skip_locked=True))
+        if retry_of is None:
+            if timer.incident_id is not None:
+                return "held"
+            if timer.retry_at is not None and timer.retry_at > now:
+                return "not_due"
+            if timer.claimed_by not in (None, worker) and timer.lease_until and timer.lease_until > now:
+                return "lost_lease"
+        case = session.scalar(select(Case).where(Case.id == timer.case_id)
+                              .with_for_update(skip_locked=retry_of is None))
         if case is None:
             return "busy"
         # The case lock serialises firings: whoever held it before us may have fired this timer.
@@ -295,4 +320,8 @@ def fire_timer(rt, timer_id: int, worker: str) -> str:
         op = CaseOperation(rt, session, case, f"timer:{worker}", definition)
         fired = op.fire_due_timers()
         op.finish()
+        if fired and retry_of is not None:
+            incidents.resolve_incident(session, retry_of, worker, now, "retried: the timer fired")
+        elif fired:
+            incidents.resolve_replaced(session, case.id, worker, now)
         return "fired" if fired else "not_due"

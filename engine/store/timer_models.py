@@ -4,7 +4,8 @@
 every engine operation), so the timer service finds due timers with one
 indexed query and never loads a case to learn that its timer is not due. A
 row is claimed by a timer worker with a lease (`claimed_by`, `lease_until`)
-and deleted in the same transaction that fires it.
+and deleted in the same transaction that fires it. A firing that failed is
+recorded on the row (`tries`, `retry_at`, and `incident_id` once it is held).
 """
 from __future__ import annotations
 
@@ -35,6 +36,11 @@ class CaseTimer(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Failed firings (engine.services.incidents): how many so far, when the next may be tried, and the open
+    # incident holding the timer after the last try (workers leave a held timer alone; a retry fires it).
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    incident_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class Supervision(Base):
