@@ -1,4 +1,9 @@
-"""An organisation with a gap, and an app over it: the district 西陵区 without its coordination office."""
+"""An organisation with a gap, and an app over it: no coordination above the district 西陵区.
+
+A missing ladder level falls back to the next level up (engine.rules.organisation), so a gap
+needs the whole ladder above the district gone: its coordination office, the city's, and the
+city leaders' joint meeting.
+"""
 from __future__ import annotations
 
 import re
@@ -7,6 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 GAP_UNIT = "XL-ZZB"  # 西陵区综治维稳信访协调办公室: the district_coordination level of every XL community
+GAP_UNITS = (GAP_UNIT, "YC-ZZB", "YC-LXHY")  # ... and the levels above it that would take its tasks
 
 
 def _drop_blocks(text: str, header: str, pattern: str) -> str:
@@ -23,12 +29,15 @@ def processes_copy(tmp_path: Path, *, gap: bool) -> Path:
     shutil.copytree(ROOT / "processes", target)
     if gap:
         org = target / "organisation.toml"
-        text = _drop_blocks(org.read_text(encoding="utf-8"), "units", rf'(?m)^code = "{GAP_UNIT}"$')
-        assert GAP_UNIT not in text
-        org.write_text(text, encoding="utf-8")
+        text = org.read_text(encoding="utf-8")
         users = target / "demo_users.toml"
-        users.write_text(_drop_blocks(users.read_text(encoding="utf-8"), "users", rf'(?m)^unit = "{GAP_UNIT}"$'),
-                         encoding="utf-8")
+        people = users.read_text(encoding="utf-8")
+        for code in GAP_UNITS:
+            text = _drop_blocks(text, "units", rf'(?m)^code = "{code}"$')
+            people = _drop_blocks(people, "users", rf'(?m)^unit = "{code}"$')
+            assert f'"{code}"' not in text
+        org.write_text(text, encoding="utf-8")
+        users.write_text(people, encoding="utf-8")
     return target
 
 

@@ -18,7 +18,7 @@ def gap_api(db_url, clock, tmp_path):
     from engine.services.seed import seed_demo
 
     app = make_app(db_url, processes_copy(tmp_path, gap=True))
-    tokens = {u["username"]: u["token"] for u in seed_demo(runtime_of(app))["users"]}
+    tokens = {u["username"]: u["token"] for u in seed_demo(runtime_of(app), allow_gaps=True)["users"]}
     yield ApiClient(app.test_client(), tokens)
     dispose(app)
 

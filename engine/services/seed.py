@@ -44,8 +44,10 @@ def _still_valid(session, user: AppUser, token: str | None) -> bool:
 
 
 def seed_demo(rt, path: Path | None = None, *, rotate_tokens: bool = False,
-              keep_tokens: dict[str, str] | None = None) -> dict:
-    """Upsert the demo units and users; returns what changed and the tokens issued (once)."""
+              keep_tokens: dict[str, str] | None = None, allow_gaps: bool = False) -> dict:
+    """Upsert the demo units and users; returns what changed and the tokens issued (once).
+
+    The organisation check runs on the result: gaps refuse the load unless `allow_gaps`."""
     path = Path(path) if path else rt.processes_dir / DEMO_USERS_FILE
     rows = read_demo_users(path)
     results = []
@@ -68,6 +70,6 @@ def seed_demo(rt, path: Path | None = None, *, rotate_tokens: bool = False,
                 token = None
             results.append({"username": user.username, "unit": row["unit"], "roles": sorted(row["roles"]),
                             "created": not existed, "updated": existed and changed, "token": token})
-        check = finish_change(session, rt, before, allow_gaps=False, what="demo organisation")
+        check = finish_change(session, rt, before, allow_gaps=allow_gaps, what="demo organisation")
     org_changed(rt)
     return {"units_changed": units_changed, "users": results, "check": check}
