@@ -32,14 +32,16 @@ class Runtime:
     tz: ZoneInfo
 
 
-def build_runtime(engine: Engine, processes_dir: Path, handlers: dict, tz: str = "Asia/Shanghai") -> Runtime:
+def build_runtime(engine: Engine, processes_dir: Path, handlers: dict, tz: str = "Asia/Shanghai",
+                  **database_options) -> Runtime:
+    """`database_options`: `busy_timeout` and `retry_after` of `engine.store.db.Database`."""
     processes_dir = Path(processes_dir)
     tables = load_tables(processes_dir)
     calendar = load_calendar(processes_dir, tz)
     functions = {**sandbox_functions(calendar), **deadline_functions(calendar, tables.time_limits)}
     definitions = Definitions(tables, handlers.keys(), functions.keys(), functions)
     return Runtime(
-        db=Database(engine), definitions=definitions, tables=tables, handlers=dict(handlers),
+        db=Database(engine, **database_options), definitions=definitions, tables=tables, handlers=dict(handlers),
         calendar=calendar, functions=functions, processes_dir=processes_dir, tz=ZoneInfo(tz),
     )
 
