@@ -281,3 +281,27 @@ class Database:
                 yield session
             finally:
                 _atomic.reset(token)
+
+
+class Backoff:
+    """How long a worker loop waits after `DatabaseUnavailable`: doubling from `first` up to `cap` seconds.
+
+    `failed()` records a failure and returns the wait; `reset()` records a
+    success and is True when it ends a run of failures (the database is back).
+    """
+
+    def __init__(self, first: float = 0.5, cap: float = 5.0):
+        self.first = first
+        self.cap = cap
+        self.failures = 0
+        self._lock = threading.Lock()
+
+    def failed(self) -> float:
+        with self._lock:
+            self.failures += 1
+            return min(self.cap, self.first * 2 ** min(self.failures - 1, 16))
+
+    def reset(self) -> bool:
+        with self._lock:
+            recovered, self.failures = self.failures > 0, 0
+            return recovered
