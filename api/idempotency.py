@@ -21,6 +21,7 @@ import hashlib
 import json
 import re
 
+from apispec import BasePlugin
 from flask import current_app, g, request
 
 from api.auth import runtime
@@ -99,3 +100,23 @@ def idempotent(view):
         return response
 
     return wrapper
+
+
+PARAMETER = {
+    "in": "header", "name": HEADER, "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    "description": "Makes a retry safe: the first request with this key (per caller) is executed and its "
+                   "response stored; a repeat with the same request gets that response again, marked "
+                   f"`{REPLAYED}: true`, without acting again; the same key with a different request is a "
+                   "422 idempotency_key_reused; while the first is still running, a 409 idempotency_in_progress. "
+                   "Keys expire after 24 hours.",
+}
+
+
+class IdempotencyDoc(BasePlugin):
+    """Documents the Idempotency-Key header on every state-changing operation of the OpenAPI document."""
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        for method, operation in (operations or {}).items():
+            if method.upper() in METHODS:
+                operation.setdefault("parameters", []).append(dict(PARAMETER))

@@ -180,6 +180,7 @@ def test_concurrent_requests_with_one_key_make_one_case(server, rt, demo):
         for t in threads:
             t.join()
         statuses = Counter(r.status_code for r in results)
+        print(f"round {round_}: {dict(statuses)}")
         assert set(statuses) <= {201, 409} and statuses[201] >= 1, [r.text for r in results]
         for r in results:
             if r.status_code == 409:  # the first was still running: retry later, then get the replay
@@ -190,3 +191,22 @@ def test_concurrent_requests_with_one_key_make_one_case(server, rt, demo):
         assert retried.status_code == 201 and retried.headers["Idempotent-Replayed"] == "true"
         assert bodies == {retried.text}
         assert count(rt, Case) == round_ + 1
+
+
+def test_a_deploy_upload_sent_twice_with_one_key_is_one_version(api, rt):
+    import io
+
+    standard = (rt.processes_dir / "standard_dispute.bpmn").read_bytes().replace("社区调解".encode(),
+                                                                               "社区人民调解".encode())
+
+    def deploy(content: bytes):
+        return api.client.post("/api/v1/processes", content_type="multipart/form-data",
+                               headers={**api.headers("designer"), "Idempotency-Key": "deploy-1"},
+                               data={"file": [(io.BytesIO(content), "standard_dispute.bpmn")]})
+
+    first, again = deploy(standard), deploy(standard)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.headers["Idempotent-Replayed"] == "true" and again.get_json() == first.get_json()
+    assert [r["version"] for r in first.get_json()] == [2]
+    assert deploy(standard + b"\n").get_json()["code"] == "idempotency_key_reused"
+    assert len(api.get("/api/v1/processes/standard_dispute/versions", "designer").get_json()) == 2
