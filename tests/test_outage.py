@@ -309,3 +309,21 @@ def test_only_an_outage_counts_as_unavailable(rt):
     assert not is_unavailable(bug.value)
     assert is_unavailable(sqlite3.OperationalError("database is locked"))
     assert not is_unavailable(sqlite3.OperationalError("no such table: x"))
+
+
+def test_a_sqlite_writer_that_gives_up_its_turn_does_not_block_the_queue():
+    from engine.store.db import FairLock
+
+    lock, order = FairLock(), []
+    assert lock.acquire()
+    impatient = threading.Thread(target=lambda: order.append(("impatient", lock.acquire(timeout=0.1))))
+    impatient.start()
+    impatient.join()
+    patient = threading.Thread(target=lambda: order.append(("patient", lock.acquire(timeout=10))))
+    patient.start()
+    time.sleep(0.1)
+    lock.release()  # the impatient one's abandoned turn is skipped: the patient one goes next
+    patient.join(timeout=5)
+    assert order == [("impatient", False), ("patient", True)]
+    lock.release()
+    assert lock.acquire(timeout=1)
