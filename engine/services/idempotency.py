@@ -14,8 +14,8 @@
   the first and gets the replay.
 A request that failed (an error response) stored nothing, since it changed
 nothing: sending it again runs it again. Keys live `ttl_seconds` (24 h by
-default); `purge_expired` deletes the expired ones, and every new key clears
-its owner's expired ones.
+default); `purge_expired` deletes the expired ones (`flask idempotency purge`),
+and an expired key sent again is simply new.
 """
 from __future__ import annotations
 
@@ -53,9 +53,8 @@ def _replay(row: IdempotencyKey, request_hash: str) -> StoredResponse:
     return StoredResponse(row.status, dict(row.headers or {}), row.body, replayed=True)
 
 
-def _find(session, owner: str, key: str, now) -> IdempotencyKey | None:
-    return session.scalar(select(IdempotencyKey).where(IdempotencyKey.owner == owner, IdempotencyKey.key == key,
-                                                       IdempotencyKey.expires_at > now))
+def _find(session, owner: str, key: str) -> IdempotencyKey | None:
+    return session.scalar(select(IdempotencyKey).where(IdempotencyKey.owner == owner, IdempotencyKey.key == key))
 
 
 def _take_turn(session, owner: str, key: str) -> None:
@@ -72,18 +71,15 @@ def run_once(rt, owner: str, key: str, request_hash: str, method: str, path: str
              ttl_seconds: int = DEFAULT_TTL) -> StoredResponse:
     """The response to this request: the stored one for a key seen before, or the action's, stored with it."""
     now = clock.now()
-    with rt.db.read() as session:
-        row = _find(session, owner, key, now)
-        if row is not None:
-            return _replay(row, request_hash)
     try:
         with rt.db.atomic() as session:
             _take_turn(session, owner, key)
-            row = _find(session, owner, key, now)
-            if row is not None:
+            row = _find(session, owner, key)
+            if row is not None and row.expires_at > now:
                 return _replay(row, request_hash)
-            session.execute(delete(IdempotencyKey).where(IdempotencyKey.owner == owner,
-                                                         IdempotencyKey.expires_at <= now))
+            if row is not None:  # expired, not purged yet: the key is free again
+                session.delete(row)
+                session.flush()
             response = action()
             session.add(IdempotencyKey(owner=owner, key=key, request_hash=request_hash, method=method,
                                        path=path[:1000], status=response.status, headers=response.headers,
@@ -94,8 +90,8 @@ def run_once(rt, owner: str, key: str, request_hash: str, method: str, path: str
     except IntegrityError:
         # Only without the advisory lock (a race no database here allows): the other request's row won.
         with rt.db.read() as session:
-            row = _find(session, owner, key, now)
-        if row is None:
+            row = _find(session, owner, key)
+        if row is None or row.expires_at <= now:
             raise
         return _replay(row, request_hash)
 
