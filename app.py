@@ -10,6 +10,9 @@ Environment:
   TIME_ZONE      default Asia/Shanghai (working days and case numbers)
   PROCESSES_DIR  default ./processes
   DEMO_TOKEN_FILE  where `flask demo` keeps the demo users' tokens (default instance/demo_tokens.tsv)
+  SQLITE_BUSY_TIMEOUT   seconds a SQLite writer waits for the lock before a 503 (default 60)
+  DATABASE_RETRY_AFTER  the Retry-After seconds of a 503 database_unavailable (default 2)
+  IDEMPOTENCY_KEY_TTL   seconds an Idempotency-Key and its stored response are kept (default 86400)
 """
 from __future__ import annotations
 
@@ -42,6 +45,9 @@ def _config_from_env(app: Flask) -> dict:
         "TIME_ZONE": os.environ.get("TIME_ZONE", "Asia/Shanghai"),
         "PROCESSES_DIR": os.environ.get("PROCESSES_DIR", str(ROOT / "processes")),
         "DEMO_TOKEN_FILE": os.environ.get("DEMO_TOKEN_FILE") or str(Path(app.instance_path) / "demo_tokens.tsv"),
+        "SQLITE_BUSY_TIMEOUT": float(os.environ.get("SQLITE_BUSY_TIMEOUT", "60")),
+        "DATABASE_RETRY_AFTER": int(os.environ.get("DATABASE_RETRY_AFTER", "2")),
+        "IDEMPOTENCY_KEY_TTL": int(os.environ.get("IDEMPOTENCY_KEY_TTL", "86400")),
     }
 
 
@@ -54,7 +60,7 @@ def create_app(config: dict | None = None) -> Flask:
     if config:
         app.config.update(config)
     url = app.config["SQLALCHEMY_DATABASE_URI"]
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url))
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url, app.config["SQLITE_BUSY_TIMEOUT"]))
     logging.basicConfig(level=app.config["LOG_LEVEL"],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # SpiffWorkflow's task logger prints task data (personal data) at DEBUG: keep it quiet.
@@ -68,7 +74,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     with app.app_context():
         app.extensions["dispute_runtime"] = build_runtime(
-            db.engine, Path(app.config["PROCESSES_DIR"]), HANDLERS, app.config["TIME_ZONE"])
+            db.engine, Path(app.config["PROCESSES_DIR"]), HANDLERS, app.config["TIME_ZONE"],
+            busy_timeout=app.config["SQLITE_BUSY_TIMEOUT"], retry_after=app.config["DATABASE_RETRY_AFTER"])
 
     import api
 

@@ -67,12 +67,14 @@ BLUEPRINTS = (
 
 def init_app(app):
     from api import contract, docs, errors, limits, open311
+    from api.idempotency import IdempotencyDoc
 
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
     if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's default is None: no limit at all
         app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
     api = DisputeApi(app)
+    api.spec.plugins.append(IdempotencyDoc())  # before the blueprints: it documents their operations
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer",
                                                        "description": "an API token from `flask users token`"})
     api.spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-Api-Key",

@@ -6,16 +6,19 @@ unknown routes, wrong methods) get the same body: webargs' per-location
 messages ({"json": {"title": [...]}}) are flattened to {"title": [...]}, and
 nested fields are named by their path ({"reporter.phone": [...]}), so
 `errors` always maps a field name to a list of messages. Anything else is a
-500 with no detail, logged with its traceback.
+500 with no detail, logged with its traceback, unless the database is away
+(`engine.store.db.is_unavailable`): that is a 503 `database_unavailable` with
+a Retry-After header and one log line, whatever raised it.
 """
 from __future__ import annotations
 
 import logging
 
-from flask import jsonify
+from flask import jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from engine.errors import CaseError
+from engine.errors import CaseError, DatabaseUnavailable
+from engine.store.db import DEFAULT_RETRY_AFTER, is_unavailable, unavailable_reason
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +65,14 @@ def http_error_body(exc: HTTPException) -> dict:
 def init_app(app):
     @app.errorhandler(CaseError)
     def _case_error(exc: CaseError):
-        if exc.status >= 500:
+        if isinstance(exc, DatabaseUnavailable):
+            log.warning("503 database unavailable: %s %s (%s)", request.method, request.path,
+                        exc.reason or unavailable_reason(exc))
+        elif exc.status >= 500:
             log.error("case error: %s", exc.message, exc_info=exc)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        if getattr(exc, "retry_after", None):
+            headers["Retry-After"] = str(exc.retry_after)
         body = exc.to_dict()
         body["errors"] = dotted(body["errors"])
         return jsonify(body), exc.status, headers
@@ -76,5 +84,9 @@ def init_app(app):
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        if is_unavailable(exc):
+            retry_after = app.extensions["dispute_runtime"].db.retry_after if "dispute_runtime" in app.extensions \
+                else DEFAULT_RETRY_AFTER
+            return _case_error(DatabaseUnavailable(retry_after=retry_after, reason=unavailable_reason(exc)))
         log.exception("unexpected error")
         return jsonify({"code": "internal_error", "message": "an unexpected error occurred", "errors": {}}), 500

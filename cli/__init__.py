@@ -16,7 +16,7 @@ def runtime():
 
 
 def register_commands(app: Flask) -> None:
-    from cli import apikeys, audit, incidents, org, processes, report, serve, simulate, timers, users
+    from cli import apikeys, audit, idempotency, incidents, org, processes, report, serve, simulate, timers, users
 
     for group in (
         processes.processes_cli,
@@ -31,6 +31,7 @@ def register_commands(app: Flask) -> None:
         simulate.simulate_command,
         apikeys.apikeys_cli,
         org.org_cli,
+        idempotency.idempotency_cli,
         incidents.incidents_cli,
     ):
         app.cli.add_command(group)

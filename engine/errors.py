@@ -159,3 +159,34 @@ class OrganisationGap(CaseError):
 
     code = "organisation_gap"
     status = 500
+
+
+class DatabaseUnavailable(CaseError):
+    """The database cannot be reached, dropped the connection, or stayed busy past its timeout.
+
+    Nothing of the attempt was kept (or, for a connection dropped at commit, the
+    outcome is unknown: retry with the same Idempotency-Key). `retry_after` is
+    the number of seconds a client should wait before trying again.
+    """
+
+    code = "database_unavailable"
+    status = 503
+
+    def __init__(self, message: str = "the database is unavailable; try again shortly", *, retry_after: int = 2,
+                 reason: str | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.reason = reason
+
+
+class IdempotencyKeyReused(InvalidInput):
+    """An Idempotency-Key sent again with a different request (method, path or body)."""
+
+    code = "idempotency_key_reused"
+
+
+class IdempotencyInProgress(Conflict):
+    """The first request with this Idempotency-Key is still running: retry after it finishes."""
+
+    code = "idempotency_in_progress"
+    retry_after = 1

@@ -34,13 +34,15 @@ class Runtime:
     org_cache: object = None  # engine.services.org_cache.OrgCache: the organisation snapshot, kept fresh
 
 
-def build_runtime(engine: Engine, processes_dir: Path, handlers: dict, tz: str = "Asia/Shanghai") -> Runtime:
+def build_runtime(engine: Engine, processes_dir: Path, handlers: dict, tz: str = "Asia/Shanghai",
+                  **database_options) -> Runtime:
+    """`database_options`: `busy_timeout` and `retry_after` of `engine.store.db.Database`."""
     processes_dir = Path(processes_dir)
     tables = load_tables(processes_dir)
     calendar = load_calendar(processes_dir, tz)
     functions = {**sandbox_functions(calendar), **deadline_functions(calendar, tables.time_limits)}
     definitions = Definitions(tables, handlers.keys(), functions.keys(), functions)
-    db = Database(engine)
+    db = Database(engine, **database_options)
     org_cache = OrgCache(tables)
     db.on_begin.append(org_cache.refresh)
     return Runtime(

@@ -21,6 +21,11 @@ On a sped-up clock (`ScaledClock`, `flask demo --speed N`) instants stay on
 that clock while the real waits between them shrink N times, and the refill
 period, the horizon and the fresh window, which are about real latency, are
 stretched to the same real durations on the clock.
+
+When the database is away (`DatabaseUnavailable`) refills pause and firings
+wait and retry with a doubling back-off, logging one line when the outage
+starts and one when it ends; a firing whose commit was cut off is retried and
+finds its timer gone if the commit went through, so nothing fires twice.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ import os
 import queue
 import socket
 import threading
+import time
 import uuid
 from datetime import timedelta, timezone
 
@@ -39,8 +45,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from engine import clock
 from engine.core.timers import claim_timers, release_timers
-from engine.errors import CaseError
+from engine.errors import CaseError, DatabaseUnavailable
 from engine.services.cases import fire_timer
+from engine.store.db import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +94,9 @@ class TimerService:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self.outcomes: dict[str, int] = {}
+        self._backoff = Backoff()
+        self._refill_paused_until = 0.0
+        self._last_outage: DatabaseUnavailable | None = None
         self.scheduler = ClockedScheduler(
             timezone=timezone.utc, executors={"default": ThreadPoolExecutor(2)},
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
@@ -128,6 +138,17 @@ class TimerService:
 
     def refill(self) -> int:
         """Lease the timers due soon and the next slice of the backlog; returns how many were taken."""
+        if time.monotonic() < self._refill_paused_until:
+            return 0
+        try:
+            taken = self._refill()
+        except DatabaseUnavailable as exc:
+            self._refill_paused_until = time.monotonic() + self._unavailable(exc)
+            return 0
+        self._available()
+        return taken
+
+    def _refill(self) -> int:
         now = clock.now()
         horizon, fresh_window = clock.get_clock().span(self.horizon), clock.get_clock().span(self.fresh_window)
         taken = 0
@@ -174,11 +195,37 @@ class TimerService:
             except queue.Empty:
                 continue
             outcome = self._fire_once(timer_id)
-            self._done(timer_id, case_id, when, outcome)
+            if outcome == "unavailable":  # still leased to us: try again when the database answers
+                self._stopping.wait(self._unavailable(self._last_outage))
+                self._queue.put((priority, when, next(self._seq), timer_id, case_id))
+                continue
+            self._available()
+            try:
+                self._done(timer_id, case_id, when, outcome)
+            except DatabaseUnavailable as exc:  # could not give the lease back: it expires by itself
+                self._unavailable(exc)
+
+    # -- database outages --------------------------------------------------------------
+
+    def _unavailable(self, exc: DatabaseUnavailable) -> float:
+        """Count the failure, log the outage once, and return how long to wait."""
+        wait = self._backoff.failed()
+        with self._lock:
+            self.outcomes["unavailable"] = self.outcomes.get("unavailable", 0) + 1
+        if self._backoff.failures == 1:
+            log.warning("timer service %s: database unavailable (%s); backing off", self.worker, exc.reason)
+        return wait
+
+    def _available(self) -> None:
+        if self._backoff.reset():
+            log.warning("timer service %s: database available again; resuming", self.worker)
 
     def _fire_once(self, timer_id: int) -> str:
         try:
             return fire_timer(self.rt, timer_id, self.worker)
+        except DatabaseUnavailable as exc:
+            self._last_outage = exc
+            return "unavailable"
         except CaseError as exc:
             log.error("timer %s could not fire: %s", timer_id, exc.message)
             return "failed"

@@ -6,6 +6,7 @@ on `Base.metadata`, which is what Alembic compares the migrations against.
 """
 from engine.store import (  # noqa: F401  (registers the tables)
     client_models,
+    idempotency_models,
     incident_models,
     models,
     org_models,

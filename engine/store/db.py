@@ -5,27 +5,104 @@ PostgreSQL a `SELECT ... FOR UPDATE` of the case row, on SQLite an immediate
 write transaction (`BEGIN IMMEDIATE`, WAL mode, a busy timeout), since SQLite
 locks the whole database for writing anyway. The case row also carries a
 version column, so an update that lost a race is refused, never lost.
+
+Outages: `is_unavailable(exc)` is the one rule telling "the database is away"
+(refused, dropped or shut-down connections, a pool timeout, SQLite locked past
+its busy timeout) from a bug; `write()` and `read()` turn such an error into
+`DatabaseUnavailable` (a 503 for the API, a back-off for workers), and the pool
+pre-pings its connections so the next request after an outage reconnects.
+
+`atomic()` opens one transaction that every `write()` and `read()` of the same
+thread joins until it ends (a `write()` inside it is a savepoint): the HTTP
+layer runs a request with an Idempotency-Key in it, so that the stored
+response commits with the action or not at all.
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
+import sqlite3
 import threading
+import time
 
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from engine.errors import DatabaseUnavailable
+
+# PostgreSQL SQLSTATEs meaning "not now": connection exceptions (08), insufficient resources (53),
+# operator intervention (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now,
+# 57014 statement cancelled by a timeout), system errors (58).
+PG_UNAVAILABLE = ("08", "53", "57P", "57014", "58")
+SQLITE_UNAVAILABLE = ("database is locked", "database table is locked", "database is busy",
+                      "unable to open database file", "disk i/o error")
+DEFAULT_BUSY_TIMEOUT = 60.0
+DEFAULT_RETRY_AFTER = 2
+
+# The transaction `atomic()` holds open in this thread (or task): (database, session).
+_atomic: contextvars.ContextVar = contextvars.ContextVar("dispute_atomic", default=None)
 
 
 def json_dumps(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def engine_options(url: str) -> dict:
-    """Options for `create_engine` (Flask-SQLAlchemy passes them through)."""
+def _chain(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _one_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, DatabaseUnavailable):
+        return True
+    if isinstance(exc, (sa_exc.DisconnectionError, sa_exc.TimeoutError)):
+        return True  # a pool timeout, or a dead connection the pool could not replace
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        return str(exc).lower().startswith(SQLITE_UNAVAILABLE)
+    import psycopg
+
+    if isinstance(exc, psycopg.OperationalError):
+        state = getattr(exc, "sqlstate", None)
+        return state is None or state.startswith(PG_UNAVAILABLE)
+    return isinstance(exc, psycopg.InterfaceError) and "closed" in str(exc).lower()
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when `exc`, or an exception it came from, means the database is unavailable (retry later).
+
+    A schema or programming error ("no such table", a syntax error, a
+    constraint) is not: retrying would not help, so it stays a bug.
+    """
+    return any(_one_unavailable(e) for e in _chain(exc))
+
+
+def unavailable_reason(exc: BaseException) -> str:
+    """One line for the log: the driver's exception class and the first line of its message."""
+    for e in _chain(exc):
+        if _one_unavailable(e) and not isinstance(e, DatabaseUnavailable):
+            root = getattr(e, "orig", None) or e
+            text = (str(root).strip().splitlines() or [""])[0]
+            return f"{type(root).__name__}: {text}"[:300]
+    return getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"[:300]
+
+
+def engine_options(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> dict:
+    """Options for `create_engine` (Flask-SQLAlchemy passes them through).
+
+    `busy_timeout`: how long a SQLite writer waits for the lock before the
+    request is answered 503 (PostgreSQL waits for row locks as long as it takes).
+    """
     options: dict = {"json_serializer": json_dumps, "future": True}
     if url.startswith("sqlite"):
-        options["connect_args"] = {"timeout": 60, "check_same_thread": False}
+        options["connect_args"] = {"timeout": busy_timeout, "check_same_thread": False}
     else:
         options.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
     return options
@@ -44,8 +121,7 @@ def configure_engine(engine: Engine) -> Engine:
         if engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA foreign_keys=ON")  # the busy timeout is pysqlite's `timeout` connect argument
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -72,29 +148,49 @@ class FairLock:
         self._cond = threading.Condition()
         self._next = 0
         self._serving = 0
+        self._abandoned: set[int] = set()
 
-    def __enter__(self):
+    def acquire(self, timeout: float | None = None) -> bool:
+        """Wait for one's turn; False (and the turn given up) after `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             ticket = self._next
             self._next += 1
             while ticket != self._serving:
-                self._cond.wait()
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    self._abandoned.add(ticket)
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    def release(self) -> None:
+        with self._cond:
+            self._serving += 1
+            while self._serving in self._abandoned:
+                self._abandoned.discard(self._serving)
+                self._serving += 1
+            self._cond.notify_all()
+
+    def __enter__(self):
+        self.acquire()
         return self
 
     def __exit__(self, *exc):
-        with self._cond:
-            self._serving += 1
-            self._cond.notify_all()
+        self.release()
 
 
 class Database:
     """The engine's handle on the database: a session factory and transaction scopes."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+                 retry_after: int = DEFAULT_RETRY_AFTER):
         self.engine = configure_engine(engine)
         self.is_sqlite = engine.dialect.name == "sqlite"
+        self.busy_timeout = busy_timeout
+        self.retry_after = retry_after
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
-        self._writers = FairLock() if self.is_sqlite else contextlib.nullcontext()
+        self._writers = FairLock() if self.is_sqlite else None
         # Called with the session at the start of every unit of work: how the services keep what
         # they cache of the database (the organisation) in step with it.
         self.on_begin: list = []
@@ -107,27 +203,113 @@ class Database:
     def session(self) -> Session:
         return self._sessions()
 
+    def unavailable(self, exc: BaseException) -> DatabaseUnavailable:
+        """The domain error for a database outage, carrying the one-line reason and Retry-After."""
+        return DatabaseUnavailable(retry_after=self.retry_after, reason=unavailable_reason(exc))
+
+    def _joined(self):
+        open_ = _atomic.get()
+        return open_[1] if open_ is not None and open_[0] is self else None
+
+    @contextlib.contextmanager
+    def _writer_turn(self):
+        if self._writers is None:
+            yield
+            return
+        if not self._writers.acquire(self.busy_timeout):
+            raise DatabaseUnavailable(retry_after=self.retry_after,
+                                      reason=f"SQLite writers queued longer than {self.busy_timeout:g} s")
+        try:
+            yield
+        finally:
+            self._writers.release()
+
+    @staticmethod
+    def _rollback(session: Session) -> None:
+        try:
+            session.rollback()
+        except Exception as rollback_error:  # the connection is gone: nothing to roll back
+            if not is_unavailable(rollback_error):
+                raise
+
+    def _failed(self, session: Session, exc: BaseException) -> None:
+        self._rollback(session)
+        if is_unavailable(exc) and not isinstance(exc, DatabaseUnavailable):
+            raise self.unavailable(exc) from exc
+
     @contextlib.contextmanager
     def write(self):
-        """One write transaction: committed on success, rolled back on any exception."""
-        with self._writers:
+        """One write transaction: committed on success, rolled back on any exception.
+
+        Inside `atomic()` it is a savepoint of that transaction instead.
+        """
+        joined = self._joined()
+        if joined is not None:
+            with joined.begin_nested():
+                yield joined
+            return
+        with self._writer_turn():
             session = self._sessions()
             try:
                 if self.is_sqlite:
                     session.connection(execution_options={"sqlite_immediate": True})
                 yield self._begun(session)
                 session.commit()
-            except BaseException:
-                session.rollback()
+            except BaseException as exc:
+                self._failed(session, exc)
                 raise
             finally:
                 session.close()
 
     @contextlib.contextmanager
     def read(self):
+        joined = self._joined()
+        if joined is not None:
+            yield joined
+            return
         session = self._sessions()
         try:
             yield self._begun(session)
+        except BaseException as exc:
+            self._failed(session, exc)
+            raise
+        else:
+            self._rollback(session)
         finally:
-            session.rollback()
             session.close()
+
+    @contextlib.contextmanager
+    def atomic(self):
+        """One write transaction that every `write()` and `read()` in this thread joins until it ends."""
+        if self._joined() is not None:
+            raise RuntimeError("atomic() does not nest")
+        with self.write() as session:
+            token = _atomic.set((self, session))
+            try:
+                yield session
+            finally:
+                _atomic.reset(token)
+
+
+class Backoff:
+    """How long a worker loop waits after `DatabaseUnavailable`: doubling from `first` up to `cap` seconds.
+
+    `failed()` records a failure and returns the wait; `reset()` records a
+    success and is True when it ends a run of failures (the database is back).
+    """
+
+    def __init__(self, first: float = 0.5, cap: float = 5.0):
+        self.first = first
+        self.cap = cap
+        self.failures = 0
+        self._lock = threading.Lock()
+
+    def failed(self) -> float:
+        with self._lock:
+            self.failures += 1
+            return min(self.cap, self.first * 2 ** min(self.failures - 1, 16))
+
+    def reset(self) -> bool:
+        with self._lock:
+            recovered, self.failures = self.failures > 0, 0
+            return recovered
