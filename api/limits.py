@@ -47,6 +47,7 @@ DEFAULTS = {
 }
 
 
+RETRY_STATUSES = frozenset({409, 429, 503})
 RETRY_AFTER = {"Retry-After": {"description": "seconds until this address may try again",
                                "schema": {"type": "integer", "minimum": 1}}}
 
@@ -129,8 +130,9 @@ def init_app(app) -> None:
     @app.after_request
     def _retry_after_only_when_refused(response):
         # Registered before the limiter's own hook, so it runs after it: Flask-Limiter sets
-        # Retry-After on every limited response; it means something only on a 429.
-        if response.status_code != 429:
+        # Retry-After on every limited response; it means something only when the request was
+        # refused for a while: 429 (rate limited), 503 (database unavailable), 409 idempotency_in_progress.
+        if response.status_code not in RETRY_STATUSES:
             response.headers.pop("Retry-After", None)
         return response
 
