@@ -40,7 +40,7 @@ class DisputeApi(Api):
 
 
 def init_app(app):
-    from api import audit, cases, comments, errors, health, processes, supervision, tasks, track, units
+    from api import audit, cases, comments, errors, health, outbox, processes, supervision, tasks, track, units
 
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
@@ -49,7 +49,7 @@ def init_app(app):
     api = DisputeApi(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer",
                                                        "description": "an API token from `flask users token`"})
-    for module in (health, cases, audit, comments, tasks, processes, supervision, units, track):
+    for module in (health, cases, audit, comments, tasks, processes, supervision, units, track, outbox):
         api.register_blueprint(module.blp)
     errors.init_app(app)
     app.extensions["dispute_api"] = api

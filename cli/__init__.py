@@ -16,10 +16,10 @@ def runtime():
 
 
 def register_commands(app: Flask) -> None:
-    from cli import audit, processes, serve, timers, users
+    from cli import audit, outbox, processes, serve, timers, users
 
     for group in (processes.processes_cli, serve.serve_command, serve.demo_command, timers.timers_cli,
-                  users.users_cli, users.seed_cli, audit.audit_cli):
+                  users.users_cli, users.seed_cli, audit.audit_cli, outbox.outbox_cli):
         app.cli.add_command(group)
 
 

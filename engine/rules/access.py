@@ -164,3 +164,12 @@ def require_designer(caller: Caller) -> None:
     """Validating and deploying process definitions is the process designer's."""
     if not caller.roles & DESIGNER_ROLES:
         raise Forbidden(f"{caller.username} is not a process designer")
+
+
+ADMIN_ROLES = frozenset({"admin"})
+
+
+def require_admin(caller: Caller) -> None:
+    """The outbox of every case (delivery and retry of notifications) is the administrator's."""
+    if not caller.roles & ADMIN_ROLES:
+        raise Forbidden(f"{caller.username} is not an administrator")
