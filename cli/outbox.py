@@ -27,7 +27,11 @@ def build_dispatcher(app: Flask, worker: str | None = None):
     from engine.services.outbox import Dispatcher, Settings
 
     config = outbox_config(app)
-    return Dispatcher(app.extensions["dispute_runtime"], build_channels(config), Settings.from_config(config), worker)
+    try:
+        return Dispatcher(app.extensions["dispute_runtime"], build_channels(config), Settings.from_config(config),
+                          worker)
+    except ValueError as exc:  # a template refused, a setting that is not a number or a time
+        fail(f"outbox: {exc}")
 
 
 @outbox_cli.command("run")

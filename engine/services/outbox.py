@@ -179,6 +179,7 @@ class Dispatcher:
         self.settings = settings or Settings()
         self.worker = worker or worker_name()
         self.outcomes: dict[str, int] = {}
+        load_templates(rt.processes_dir)  # bootstrap: a broken template file stops the worker here, by name
 
     # -- the loop ------------------------------------------------------------------------
 
