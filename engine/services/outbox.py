@@ -179,6 +179,7 @@ class Dispatcher:
         self.settings = settings or Settings()
         self.worker = worker or worker_name()
         self.outcomes: dict[str, int] = {}
+        self._renewed_at = None
         load_templates(rt.processes_dir)  # bootstrap: a broken template file stops the worker here, by name
 
     # -- the loop ------------------------------------------------------------------------
@@ -231,6 +232,7 @@ class Dispatcher:
                 row.status = check_transition(row.status, S.SENDING).value
                 row.attempts += 1
                 row.lease_owner, row.lease_expires_at = self.worker, now + self._lease()
+                self._renewed_at = now
                 out.append(self._delivery(session, templates, row, contact))
         return out
 
@@ -299,6 +301,10 @@ class Dispatcher:
         return outcome
 
     def _heartbeat(self, session, now) -> None:
+        """Extend this worker's leases, once a third of the lease has passed since the last time."""
+        if self._renewed_at is not None and now - self._renewed_at < self._lease() / 3:
+            return
+        self._renewed_at = now
         session.execute(update(Outbox).where(Outbox.lease_owner == self.worker, Outbox.status == S.SENDING.value)
                         .values(lease_expires_at=now + self._lease()))
 
