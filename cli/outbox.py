@@ -84,7 +84,7 @@ def outbox_retry_command(message_id):
     """Send a failed or dead notification again."""
     from engine.services.notifications import retry_message
 
-    m = run_service(retry_message, runtime(), _admin(), message_id)
+    m = run_service(retry_message, runtime(), message_id, _admin())
     click.echo(f"message {m['id']} is {m['status']} again")
 
 
