@@ -56,6 +56,7 @@ def test_openapi_document_and_swagger_ui(client):
         "GET /api/v1/units", "GET /api/v1/me", "GET /api/v1/track/{case_no}",
         "GET /api/v1/supervision/overdue", "POST /api/v1/supervision/{record_id}/note",
         "POST /api/v1/supervision/{record_id}/close",
+        "GET /api/v1/cases/{case_no}/notifications", "GET /api/v1/outbox", "POST /api/v1/outbox/{message_id}/retry",
     }
     assert spec["paths"]["/healthz"]["get"]["security"] == []
     assert spec["paths"]["/api/v1/track/{case_no}"]["get"]["security"] == []

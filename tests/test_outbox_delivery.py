@@ -285,3 +285,34 @@ def test_a_case_walked_through_the_procedure_has_its_notifications_delivered(rt,
     assert sms["13812345678"]["TemplateCode"] == "SMS_DISPUTE_CITIZEN_REPLY"
     [mail] = mailbox.messages
     assert mail["To"] == "yjp@xiling.example.cn" and "请向当事人回告" in mail.get_content()
+
+
+def test_the_timer_service_runs_the_dispatcher_embedded(rt, org, gateway):
+    import time
+
+    from timers import TimerService
+
+    set_contact(rt, "unit", UNIT, phone="13900001111")
+    mid = queue(rt)
+    service = TimerService(rt, outbox=dispatcher(rt, gateway)).start()
+    try:
+        deadline = time.monotonic() + 30
+        while row(rt, mid).status != "sent" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        service.stop()
+    assert row(rt, mid).status == "sent" and len(gateway.sms()) == 1
+
+
+def test_a_message_whose_dispatcher_dies_every_time_ends_as_a_dead_letter(rt, org, gateway, clock):
+    set_contact(rt, "unit", UNIT, phone="13900001111")
+    mid = queue(rt)
+    for attempt in range(3):
+        doomed = dispatcher(rt, gateway, OUTBOX_MAX_ATTEMPTS="3", OUTBOX_LEASE_SECONDS="10")
+        doomed.worker = f"doomed-{attempt}"
+        assert len(doomed.claim()) == 1  # ... and dies before sending or recording
+        clock.advance(seconds=11)
+    assert dispatcher(rt, gateway, OUTBOX_MAX_ATTEMPTS="3").run_until_idle() == {}
+    m = row(rt, mid)
+    assert (m.status, m.attempts) == ("dead", 3) and "died each time" in m.last_error
+    assert gateway.sms() == []

@@ -188,7 +188,12 @@ class Dispatcher:
         log.info("outbox dispatcher %s started (channels: %s)", self.worker, ", ".join(sorted(self.channels)))
         try:
             while not stop.is_set():
-                if self.run_once() == 0:
+                try:
+                    claimed = self.run_once()
+                except Exception:  # the database went away mid-round: leases expire, rows are taken again
+                    log.exception("outbox dispatcher %s: a round failed; trying again", self.worker)
+                    claimed = 0
+                if claimed == 0:
                     stop.wait(self.settings.poll_seconds)
         finally:
             self.release()
@@ -224,6 +229,10 @@ class Dispatcher:
             rows = session.scalars(select(Outbox).where(self._due(now)).order_by(Outbox.id)
                                    .limit(self.settings.batch).with_for_update(skip_locked=True)).all()
             for row in rows:
+                if row.status == S.SENDING.value and row.attempts >= self.settings.max_attempts:
+                    dead_letter(session, row, f"no outcome recorded in {row.attempts} attempts: the dispatcher "
+                                              f"died each time (the provider may have received it)")
+                    continue
                 contact = contact_of(session, row.recipient_kind, row.recipient, row.channel)
                 later = self._quiet(row, contact, now)
                 if later is not None:
