@@ -6,7 +6,6 @@ from marshmallow import Schema, fields, validate
 from api.auth import caller, require_token, runtime
 from api.parsing import Blueprint
 from api.schemas import PageQuery
-from api.schemas import _Page as PageOut
 from engine.services import notifications
 from engine.store.outbox_state import MessageState
 
@@ -33,8 +32,11 @@ class MessageOut(Schema):
     last_error = fields.String(allow_none=True)
 
 
-class MessagePageOut(PageOut):
+class MessagePageOut(Schema):
     items = fields.List(fields.Nested(MessageOut))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
 
 
 class OutboxQuery(PageQuery):
