@@ -9,7 +9,7 @@ waiting on one another (on SQLite the writer lock serialises claims), and
 marks them `sending` under this worker's lease, counting the attempt. Citizen
 SMS inside the quiet hours are not claimed but put off to their end. Send:
 outside any transaction, through the channel registry (channels/, injected),
-always with the row's idempotency key. Record: the outcome in its own short
+always with the row's idempotency key, `send_threads` at a time. Record: the outcome in its own short
 transaction, only if this worker still holds the lease; the same transaction
 extends the lease of the rest of the batch (the heartbeat). A crash between
 sending and recording leaves the row `sending`; once the lease expires another
@@ -23,6 +23,7 @@ import os
 import socket
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -72,6 +73,7 @@ class Settings:
     lease_seconds: float = 60.0
     batch: int = 50
     poll_seconds: float = 1.0
+    send_threads: int = 4
     quiet_hours: tuple | None = None
 
     @classmethod
@@ -83,7 +85,7 @@ class Settings:
         return cls(max_attempts=num("OUTBOX_MAX_ATTEMPTS", 5, int), backoff_seconds=num("OUTBOX_BACKOFF_SECONDS", 30.0),
                    backoff_cap_seconds=num("OUTBOX_BACKOFF_CAP_SECONDS", 3600.0),
                    lease_seconds=num("OUTBOX_LEASE_SECONDS", 60.0), batch=num("OUTBOX_BATCH", 50, int),
-                   poll_seconds=num("OUTBOX_POLL_SECONDS", 1.0),
+                   poll_seconds=num("OUTBOX_POLL_SECONDS", 1.0), send_threads=num("OUTBOX_SEND_THREADS", 4, int),
                    quiet_hours=parse_quiet_hours(config.get("OUTBOX_QUIET_HOURS", "22:00-08:00")))
 
     def backoff(self, attempts: int) -> timedelta:
@@ -200,10 +202,20 @@ class Dispatcher:
             log.info("outbox dispatcher %s stopped: %s", self.worker, self.outcomes)
 
     def run_once(self) -> int:
-        """Claim one batch, deliver it and record every outcome; returns how many were claimed."""
+        """Claim one batch, deliver it and record every outcome; returns how many were claimed.
+
+        With `send_threads` > 1 the batch is sent that many at a time (a provider's latency,
+        not this worker, is what limits the rate); each outcome is recorded as it arrives.
+        """
         batch = self.claim()
-        for row_id, delivery, problem in batch:
-            self._deliver(row_id, delivery, problem)
+        if self.settings.send_threads <= 1 or len(batch) <= 1:
+            for row_id, delivery, problem in batch:
+                self.record(row_id, *self._send(row_id, delivery, problem))
+            return len(batch)
+        with ThreadPoolExecutor(min(self.settings.send_threads, len(batch)), "outbox-send") as pool:
+            futures = {pool.submit(self._send, *item): item[0] for item in batch}
+            for future in as_completed(futures):
+                self.record(futures[future], *future.result())
         return len(batch)
 
     def run_until_idle(self) -> dict:
@@ -272,7 +284,8 @@ class Dispatcher:
 
     # -- send and record -------------------------------------------------------------------
 
-    def _deliver(self, row_id: int, delivery: Delivery | None, problem: str | None) -> None:
+    def _send(self, row_id: int, delivery: Delivery | None, problem: str | None) -> tuple:
+        """(provider reference, error, permanent) of one attempt; never raises."""
         ref, error, permanent = None, problem, problem is not None
         if delivery is not None:
             try:
@@ -282,7 +295,7 @@ class Dispatcher:
             except Exception as exc:  # a channel bug: recorded on the message, tried again
                 log.exception("outbox message %s: the channel raised", row_id)
                 error, permanent = f"{type(exc).__name__}: {exc}", False
-        self.record(row_id, ref, error, permanent)
+        return ref, error, permanent
 
     def record(self, row_id: int, ref: str | None, error: str | None, permanent: bool = False) -> str:
         """Write the outcome of one attempt (if this worker still holds the lease) and heartbeat."""
