@@ -86,8 +86,11 @@ def main() -> None:
           f"batch {args.batch}, gateway delay {args.gateway_ms:g} ms")
     print(f"delivered {args.messages - left} of {args.messages} in {elapsed:.2f} s: "
           f"{(args.messages - left) / elapsed:.0f} notifications/s")
+    outcomes = Counter()
+    for w in workers:
+        outcomes.update(w.outcomes)
     print(f"gateway requests {len(requests)}, keys seen twice {sum(1 for c in keys.values() if c > 1)}, "
-          f"undelivered {left}")
+          f"undelivered {left}; attempts {dict(outcomes)}")
     if cleanup:
         cleanup()
 

@@ -25,6 +25,10 @@ from channels.sms import signature
 ACCESS_KEY_ID, ACCESS_KEY_SECRET, SIGN_NAME = "LTAI-test-key", "test-secret", "矛盾联调"
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # several dispatchers with several sends in flight each: no refused connects
+
+
 class Gateway:
     def __init__(self, default="ok", slow_seconds: float = 0.3, timeout_seconds: float = 3.0):
         self.default = default
@@ -45,7 +49,7 @@ class Gateway:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
