@@ -62,6 +62,7 @@ BLUEPRINTS = (
     "apikeys",
     "admin",
     "incidents",
+    "outbox",
 )
 
 

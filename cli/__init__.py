@@ -16,7 +16,8 @@ def runtime():
 
 
 def register_commands(app: Flask) -> None:
-    from cli import apikeys, audit, idempotency, incidents, org, processes, report, serve, simulate, timers, users
+    from cli import (apikeys, audit, idempotency, incidents, org, outbox, processes, report, serve, simulate,
+                     timers, users)
 
     for group in (
         processes.processes_cli,
@@ -31,6 +32,7 @@ def register_commands(app: Flask) -> None:
         simulate.simulate_command,
         apikeys.apikeys_cli,
         org.org_cli,
+        outbox.outbox_cli,
         idempotency.idempotency_cli,
         incidents.incidents_cli,
     ):

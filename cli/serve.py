@@ -127,8 +127,12 @@ def _serve(host: str, port: int, timers: bool, speed: float = 1.0) -> None:
     if timers:
         from timers import TimerService
 
-        service = TimerService(runtime()).start()
-        click.echo(f"timer service {service.worker} running (embedded)")
+        from cli.outbox import build_dispatcher
+
+        outbox = build_dispatcher(current_app._get_current_object())
+        service = TimerService(runtime(), outbox=outbox).start()
+        click.echo(f"timer service {service.worker} running (embedded), delivering notifications by "
+                   f"{', '.join(sorted(outbox.channels))}")
     from werkzeug.serving import run_simple
 
     try:

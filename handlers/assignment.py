@@ -11,5 +11,10 @@ def assign_case(ctx, params: dict, data: dict) -> dict:
                           errors={"assign_unit": [f"{unit!r} is not an active unit of the organisation"]})
     data["routed_unit"] = unit
     ctx.case.routed_unit = unit
-    ctx.notify("unit", unit, f"【矛盾联调】案件{ctx.case.case_no}经协调交由贵单位办理，请及时签收。")
+    ctx.notify("unit", unit, kind="arrival", params={"case_no": ctx.case.case_no, "category": "协调交办", "unit": _unit_name(ctx, unit)})
     return {"unit": unit}
+
+
+def _unit_name(ctx, code: str) -> str:
+    unit = ctx.tables.units.get(code)
+    return unit.name if unit is not None else code

@@ -10,21 +10,21 @@ step of every diagram.
 from __future__ import annotations
 
 
-def _where(trigger: dict, case) -> str:
-    return f"案件{case.case_no}「{trigger.get('step_name') or trigger.get('step') or '办理'}」"
+def _step(trigger: dict) -> str:
+    return trigger.get("step_name") or trigger.get("step") or "办理"
 
 
 def yellow_light(ctx, params: dict, data: dict) -> dict:
     trigger = ctx.trigger()
     due = trigger.get("due_at")
     when = due.astimezone(ctx.calendar.tz).strftime("%m月%d日%H:%M") if due and hasattr(ctx.calendar, "tz") else ""
-    text = f"【黄灯预警】{_where(trigger, ctx.case)}即将到期{('（' + when + '）') if when else ''}，请抓紧办理。"
+    params = {"case_no": ctx.case.case_no, "step": _step(trigger), "due": when or "时限"}
     sent = 0
     if trigger.get("assignee"):
-        ctx.notify("user", trigger["assignee"], text)
+        ctx.notify("user", trigger["assignee"], kind="yellow", params=params)
         sent += 1
     if trigger.get("unit"):
-        ctx.notify("leader", trigger["unit"], text)
+        ctx.notify("leader", trigger["unit"], kind="yellow", params=params)
         sent += 1
     return {"light": "yellow", "step": trigger.get("step"), "notified": sent}
 
@@ -32,10 +32,12 @@ def yellow_light(ctx, params: dict, data: dict) -> dict:
 def red_light(ctx, params: dict, data: dict) -> dict:
     trigger = ctx.trigger()
     record = ctx.open_supervision(trigger)
-    text = f"【红灯督办】{_where(trigger, ctx.case)}已超过办理时限，监管中心已立案督办。"
+    case_no, step = ctx.case.case_no, _step(trigger)
     centre = ctx.supervision_centre()
     if centre:
-        ctx.notify("unit", centre, text)
+        unit = ctx.tables.units.get(trigger.get("unit"))
+        ctx.notify("unit", centre, kind="supervision",
+                   params={"case_no": case_no, "step": step, "unit": unit.name if unit else (trigger.get("unit") or "")})
     if trigger.get("unit"):
-        ctx.notify("leader", trigger["unit"], text)
+        ctx.notify("leader", trigger["unit"], kind="red", params={"case_no": case_no, "step": step})
     return {"light": "red", "step": trigger.get("step"), "supervision_id": record}

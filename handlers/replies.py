@@ -19,6 +19,6 @@ def unified_reply(ctx, params: dict, data: dict) -> dict:
     case.reply_text = text
     case.reply_unit = unit
     case.replied_at = ctx.now
-    ctx.notify("unit", case.community_code, f"【矛盾联调】案件{case.case_no}已办理完毕，请向当事人回告并组织评价。")
-    ctx.notify("citizen", case.reporter_phone, f"【矛盾联调】您反映的事项（{case.case_no}）已办理：{text[:300]}")
+    ctx.notify("unit", case.community_code, kind="reply_ready", params={"case_no": case.case_no})
+    ctx.notify("citizen", case.reporter_phone, kind="citizen_reply", params={"case_no": case.case_no, "reply": text[:300]})
     return {"unit": unit, "replied_at": ctx.now.isoformat(), "notified": 2}

@@ -27,5 +27,10 @@ def route_case(ctx, params: dict, data: dict) -> dict:
     data["time_limit_class"] = route.time_limit_class
     ctx.case.routed_unit = unit
     ctx.case.time_limit_class = route.time_limit_class
-    ctx.notify("unit", unit, f"【矛盾联调】案件{ctx.case.case_no}（{route.name}）已派送贵单位，请及时签收办理。")
+    ctx.notify("unit", unit, kind="arrival", params={"case_no": ctx.case.case_no, "category": route.name, "unit": _unit_name(ctx, unit)})
     return {"unit": unit, "category": category, "time_limit_class": route.time_limit_class}
+
+
+def _unit_name(ctx, code: str) -> str:
+    unit = ctx.tables.units.get(code)
+    return unit.name if unit is not None else code

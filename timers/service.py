@@ -74,8 +74,9 @@ def worker_name() -> str:
 class TimerService:
     def __init__(self, rt, worker: str | None = None, *, horizon_seconds: float = 10.0,
                  refill_seconds: float = 1.0, fresh_window_seconds: float = 5.0, batch: int = 20000,
-                 backlog_batch: int = 200, fresh_limit: int = 50, threads: int | None = None):
+                 backlog_batch: int = 200, fresh_limit: int = 50, threads: int | None = None, outbox=None):
         self.rt = rt
+        self.outbox = outbox  # an engine.services.outbox.Dispatcher run as a job here (embedded), or None
         self.worker = worker or worker_name()
         self.horizon = timedelta(seconds=horizon_seconds)
         self.refill_seconds = refill_seconds
@@ -115,6 +116,9 @@ class TimerService:
         every = clock.get_clock().span(timedelta(seconds=self.refill_seconds))
         self.scheduler.add_job(self.refill, "interval", seconds=every.total_seconds(), id="refill",
                                next_run_time=clock.now())
+        if self.outbox is not None:
+            self.scheduler.add_job(self.outbox.run_until_idle, "interval", seconds=self.outbox.settings.poll_seconds,
+                                   id="outbox", next_run_time=clock.now())
         log.info("timer service %s started with %d firing thread(s)", self.worker, self.threads)
         return self
 
@@ -122,6 +126,8 @@ class TimerService:
         self._stopping.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=wait)
+        if self.outbox is not None:
+            self.outbox.release()
         for thread in self._threads:
             thread.join(timeout=30)
         self._threads.clear()

@@ -32,7 +32,8 @@ def enqueue_status_callback(session, case: Case, previous: str, now) -> bool:
         .join(ApiClient, ApiClient.id == CaseSource.client_id).where(CaseSource.case_id == case.id)).first()
     if source is None or not source.callback_url or source.revoked:
         return False
+    body = callback_body(case, source.external_ref, previous, now)
     session.add(Outbox(case_id=case.id, channel="webhook", recipient_kind="api_client", recipient=source.name,
-                       message=json_dumps(callback_body(case, source.external_ref, previous, now)),
-                       status="pending", created_at=now))
+                       message=json_dumps(body), kind="status_changed", params=body, status="pending",
+                       created_at=now))
     return True

@@ -28,6 +28,7 @@ from engine.core.sandbox import SandboxEnvironment, SandboxScriptEngine, Sandbox
 from engine.core.serializer import SERIALIZER_VERSION, dump_workflow, load_workflow
 from engine.core.timers import pending_timers, sync_timers, timer_due
 from engine.errors import CaseError, DefinitionError, EngineError, HandlerFailed, OrganisationGap
+from engine.rules.notifications import load_templates
 from engine.rules.status import CaseStatus, TaskRowState, check_task_transition
 from engine.store.ledger import append_events, state_digest
 from engine.store.models import Case, CaseTask, Outbox
@@ -81,10 +82,18 @@ class HandlerContext:
     def supervision_centre(self) -> str | None:
         return self.tables.fixed_units.get("supervision_centre")
 
-    def notify(self, recipient_kind: str, recipient: str, message: str, channel: str = "sms") -> None:
-        self._op.session.add(Outbox(case_id=self.case.id, channel=channel, recipient_kind=recipient_kind,
-                                    recipient=recipient or "", message=message, status="pending",
-                                    created_at=self.now))
+    def notify(self, recipient_kind: str, recipient: str, message: str | None = None, channel: str | None = None,
+               *, kind: str = "notice", params: dict | None = None) -> None:
+        """Queue a message of `kind` (its template filled with `params`; or free `message` text).
+
+        The channel is the recipient's preferred one unless `channel` is given; the outbox
+        dispatcher (engine.services.outbox) delivers it after this transaction commits.
+        """
+        params = {"text": message} if message is not None and params is None else dict(params or {})
+        rendered = load_templates(self._op.rt.processes_dir).render(kind, params)
+        self._op.session.add(Outbox(case_id=self.case.id, channel=channel or "auto", recipient_kind=recipient_kind,
+                                    recipient=recipient or "", message=rendered.text, kind=kind,
+                                    params=rendered.params, status="pending", created_at=self.now))
 
 
 class _HandlerError(Exception):

@@ -178,6 +178,6 @@ ADMIN_ROLES = frozenset({"admin"})
 
 
 def require_admin(caller: Caller) -> None:
-    """Administrators' work: units, users and their tokens; client systems and their API keys."""
+    """Administrators' work: units, users and their tokens; client systems and their API keys; the outbox."""
     if not caller.roles & ADMIN_ROLES:
         raise Forbidden(f"{caller.username} is not an administrator")

@@ -66,9 +66,22 @@ def retry_no_unit(rt, incident, actor: str) -> str:
     return "resolved"
 
 
+def retry_notification(rt, incident, actor: str) -> str:
+    """A dead notification: send it again (the same idempotency key, its attempts counted afresh)."""
+    from engine.services.notifications import requeue_message
+
+    message_id = int(incident.source.split(":", 1)[1])
+    with rt.db.write() as session:
+        requeue_message(session, message_id)
+        resolve_incident(session, incident.id, actor, clock.now(),
+                         f"retried: outbox message {message_id} is queued again with its key")
+    return "resolved"
+
+
 RETRY = {
     "timer": retry_timer,
     "no_unit": retry_no_unit,
+    "notification": retry_notification,
 }
 
 

@@ -25,7 +25,8 @@ def issue_tracking_code(op) -> str:
     case = op.case
     code = new_code()
     op.session.add(TrackingCode(code_hash=code_hash(code), case_id=case.id, created_at=op.now))
-    op.ctx.notify("citizen", case.reporter_phone, NOTICE.format(case_no=case.case_no, code=code))
+    op.ctx.notify("citizen", case.reporter_phone, NOTICE.format(case_no=case.case_no, code=code),
+                  kind="tracking_code", params={"case_no": case.case_no, "tracking_code": code})
     return code
 
 

@@ -7,6 +7,7 @@ immutable definition versions. Alembic migrations in `migrations/` build them.
 """
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from sqlalchemy import (
@@ -144,9 +145,16 @@ class CaseEvent(Base):
 
 
 class Outbox(Base):
-    """Notifications waiting for a gateway (SMS-shaped): written in the case's transaction."""
+    """A notification to deliver, written in the case's transaction and delivered by the dispatcher.
+
+    `kind` names its template (processes/notifications.toml) and `params` fill it; `message` is
+    the text rendered when it was written. `idempotency_key` is sent to the provider with every
+    attempt, so a resend after a crash is recognisable as the same message. The lifecycle
+    (`status`) is engine.store.outbox_state; `lease_*` hold a dispatcher's claim.
+    """
 
     __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("dispute_case.id"), index=True)
@@ -157,6 +165,16 @@ class Outbox(Base):
     status: Mapped[str] = mapped_column(String(10), default="pending", index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(30), default="notice")
+    params: Mapped[dict | None] = mapped_column(JSON)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: uuid.uuid4().hex)
+    address: Mapped[str | None] = mapped_column(String(300))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    provider_ref: Mapped[str | None] = mapped_column(String(100))
 
 
 class CaseCounter(Base):

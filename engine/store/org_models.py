@@ -28,6 +28,12 @@ class Unit(Base):
     level: Mapped[str] = mapped_column(String(20))
     parent: Mapped[str | None] = mapped_column(ForeignKey("unit.code"), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Where notifications reach it (the outbox dispatcher): see engine.services.outbox.contact_of.
+    phone: Mapped[str | None] = mapped_column(String(30))
+    email: Mapped[str | None] = mapped_column(String(200))
+    webhook_url: Mapped[str | None] = mapped_column(String(500))
+    webhook_secret: Mapped[str | None] = mapped_column(String(200))
+    notify_channel: Mapped[str | None] = mapped_column(String(10))
 
 
 class OrgVersion(Base):
@@ -55,6 +61,12 @@ class AppUser(Base):
     unit_code: Mapped[str] = mapped_column(ForeignKey("unit.code"), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Where notifications reach it (the outbox dispatcher): see engine.services.outbox.contact_of.
+    phone: Mapped[str | None] = mapped_column(String(30))
+    email: Mapped[str | None] = mapped_column(String(200))
+    webhook_url: Mapped[str | None] = mapped_column(String(500))
+    webhook_secret: Mapped[str | None] = mapped_column(String(200))
+    notify_channel: Mapped[str | None] = mapped_column(String(10))
 
 
 class UserRole(Base):
