@@ -39,11 +39,12 @@ def test_a_case_shows_its_notifications_and_their_delivery(app, rt, api):
     set_contact(rt, "unit", "YC-CGJ", phone="13900001111")
     case_no = replied_case(api)
     outcomes, sms = deliver(app, rt)
-    assert outcomes == {"sent": 2, "dead": 1}  # the community has no contact yet
+    assert outcomes == {"sent": 3, "dead": 1}  # the community has no contact yet
     resp = api.get(f"/api/v1/cases/{case_no}/notifications", "yjp_acceptor")
     assert resp.status_code == 200
     items = {m["kind"]: m for m in resp.get_json()}
-    assert set(items) == {"arrival", "reply_ready", "citizen_reply"}
+    assert set(items) == {"tracking_code", "arrival", "reply_ready", "citizen_reply"}
+    assert items["tracking_code"]["status"] == "sent" and items["tracking_code"]["address"] == PHONE
     citizen = items["citizen_reply"]
     assert (citizen["status"], citizen["channel"], citizen["recipient"], citizen["address"]) == \
         ("sent", "sms", PHONE, PHONE)
@@ -63,7 +64,7 @@ def test_administrators_list_filter_and_retry_the_outbox(app, rt, api, admin_tok
     deliver(app, rt, behaviour=500, OUTBOX_MAX_ATTEMPTS="1")
     headers = as_admin(api, admin_token)
     page = api.client.get("/api/v1/outbox", headers=headers, query_string={"status": "dead"}).get_json()
-    assert page["total"] == 3 and {m["case_no"] for m in page["items"]} == {case_no}
+    assert page["total"] == 4 and {m["case_no"] for m in page["items"]} == {case_no}  # tracking code included
     citizen = next(m for m in page["items"] if m["kind"] == "citizen_reply")
     assert citizen["recipient"] == MASKED_PHONE and "HTTP 500" in citizen["last_error"]
     assert api.client.get("/api/v1/outbox", headers=headers, query_string={"channel": "email"}).get_json()["total"] == 0

@@ -13,8 +13,9 @@ def test_outbox_commands(app, rt, demo):
     with Gateway() as gateway:
         app.config.update(channel_config(gateway, OUTBOX_QUIET_HOURS="off"))
         result = runner.invoke(args=["outbox", "run", "--once"])
-        assert result.exit_code == 0 and "'sent': 1" in result.output, result.output
-        assert len(gateway.sms()) == 1
+        # the citizen's tracking code and the routed unit's arrival notice
+        assert result.exit_code == 0 and "'sent': 2" in result.output, result.output
+        assert len(gateway.sms()) == 2
     result = runner.invoke(args=["outbox", "list", "--status", "sent"])
     assert result.exit_code == 0 and "arrival" in result.output and "sent" in result.output
     message_id = result.output.split()[0]

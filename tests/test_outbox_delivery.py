@@ -278,11 +278,12 @@ def test_a_case_walked_through_the_procedure_has_its_notifications_delivered(rt,
     set_contact(rt, "unit", UNIT, phone="13900001111")
     set_contact(rt, "unit", "XL-XLJD-YJP", email="yjp@xiling.example.cn")
     Driver.start(rt).happy_path()
-    assert dispatcher(rt, gateway, mailbox).run_until_idle() == {"sent": 3}
-    sms = {r["form"]["PhoneNumbers"]: r["form"] for r in gateway.sms()}
-    assert sms["13900001111"]["TemplateCode"] == "SMS_DISPUTE_ARRIVAL"
-    assert json.loads(sms["13812345678"]["TemplateParam"])["reply"]
-    assert sms["13812345678"]["TemplateCode"] == "SMS_DISPUTE_CITIZEN_REPLY"
+    assert dispatcher(rt, gateway, mailbox).run_until_idle() == {"sent": 4}
+    sms = {(r["form"]["PhoneNumbers"], r["form"]["TemplateCode"]): r["form"] for r in gateway.sms()}
+    assert set(sms) == {("13900001111", "SMS_DISPUTE_ARRIVAL"), ("13812345678", "SMS_DISPUTE_TRACKING"),
+                        ("13812345678", "SMS_DISPUTE_CITIZEN_REPLY")}
+    assert json.loads(sms["13812345678", "SMS_DISPUTE_CITIZEN_REPLY"]["TemplateParam"])["reply"]
+    assert len(json.loads(sms["13812345678", "SMS_DISPUTE_TRACKING"]["TemplateParam"])["tracking_code"]) >= 10
     [mail] = mailbox.messages
     assert mail["To"] == "yjp@xiling.example.cn" and "请向当事人回告" in mail.get_content()
 
