@@ -37,11 +37,10 @@ def main() -> None:
 
     from sqlalchemy import func, select
 
-    from engine.store.timer_models import CaseTimer
-
     from engine import clock
     from engine.services import cases
     from engine.store.models import CaseEvent
+    from engine.store.timer_models import CaseTimer
     from tests.support import intake
     from timers import TimerService
 

@@ -13,15 +13,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
+
+from bench.databases import bench_database  # noqa: E402
 
 
 def _pct(values, p):
@@ -35,21 +35,7 @@ def make_runtime(db_url: str | None):
     from app import create_app, runtime_of
     from engine.services.processes import deploy_paths
 
-    cleanup = None
-    if db_url is None:
-        tmp = tempfile.mkdtemp(prefix="engine-bench-")
-        db_url = f"sqlite:///{tmp}/bench.db"
-    elif db_url.startswith("postgresql"):
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(db_url)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        sep = "&" if "?" in db_url else "?"
-        db_url = f"{db_url}{sep}options=-csearch_path%3D{schema}"
-
-        def cleanup():
-            with admin.begin() as conn:
-                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    db_url, cleanup = bench_database(db_url, "engine-bench")
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "LOG_LEVEL": "WARNING"})
     with app.app_context():

@@ -13,15 +13,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import sqlalchemy as sa  # noqa: E402
+
+from bench.databases import bench_database  # noqa: E402
 
 
 def make_app(db_url: str | None):
@@ -31,19 +30,7 @@ def make_app(db_url: str | None):
     from engine.services.processes import deploy_paths
     from engine.services.seed import seed_demo
 
-    cleanup = None
-    if db_url is None:
-        db_url = f"sqlite:///{tempfile.mkdtemp(prefix='intake-bench-')}/bench.db"
-    elif db_url.startswith("postgresql"):
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(db_url)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        db_url = f"{db_url}{'&' if '?' in db_url else '?'}options=-csearch_path%3D{schema}"
-
-        def cleanup():
-            with admin.begin() as conn:
-                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    db_url, cleanup = bench_database(db_url, "intake-bench")
 
     limits = {"OPEN311_RATE_LIMIT": "1000000 per minute", "INTAKE_RATE_LIMIT": "1000000 per minute"}
     app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "LOG_LEVEL": "WARNING", **limits})

@@ -78,9 +78,9 @@ def main(argv=None) -> int:
 
     from sqlalchemy import text
 
+    from engine.rules.access import Caller
     from engine.services.org_admin import admin_update_unit
     from engine.services.org_load import check_loaded, import_organisation
-    from engine.rules.access import Caller
 
     rt, url, cleanup = make_runtime(args.db_url)
     try:
