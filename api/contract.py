@@ -23,7 +23,8 @@ from engine.services.processes import deployed_forms
 
 def _storable_strings(self, field, **_kwargs) -> dict:
     """apispec attribute function: the storable-text pattern on request strings without a pattern."""
-    if isinstance(field, fields.String) and isinstance(field.parent, RequestSchema) and not field.dump_only:
+    owner = field.parent.parent if isinstance(field.parent, (fields.List, fields.Tuple)) else field.parent
+    if isinstance(field, fields.String) and isinstance(owner, RequestSchema) and not field.dump_only:
         if not any(getattr(v, "regex", None) is not None for v in field.validators):
             return {"pattern": STORABLE}
     return {}
@@ -48,7 +49,11 @@ def _forms_schema(rt) -> dict:
 
 def after_registration(app, api) -> None:
     schemas = api.spec.components.schemas
-    schemas["IntakeIn"]["properties"]["category"]["enum"] = sorted(app.extensions["dispute_runtime"].tables.routes)
+    categories = sorted(app.extensions["dispute_runtime"].tables.routes)
+    schemas["IntakeIn"]["properties"]["category"]["enum"] = categories
+    for parameter in api.spec._paths.get("/api/v1/statistics", {}).get("get", {}).get("parameters", []):
+        if parameter.get("in") == "query" and parameter.get("name") == "category":
+            parameter["schema"]["enum"] = categories  # the statistics refuse any other (422)
 
     @app.before_request
     def _declare_forms():

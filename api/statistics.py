@@ -6,6 +6,8 @@ The monthly assessment is published to every unit (as the seeds' 月度考核通
 """
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Response
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
@@ -22,9 +24,18 @@ MONTH = {"pattern": r"^\d{4}-(0[1-9]|1[0-2])$", "example": "2026-11"}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
+YEARS = {"pattern": r"^20[0-9]{2}-"}  # the days statistics cover: 2000-01-01 .. 2099-12-31
+
+
+def day(description: str | None = None, **kwargs):
+    metadata = {**YEARS, **({"description": description} if description else {})}
+    return fields.Date(validate=validate.Range(FIRST_DAY, LAST_DAY), metadata=metadata, **kwargs)
+
+
 class PeriodQuery(RequestSchema):
-    from_ = fields.Date(data_key="from", required=True, metadata={"description": "first day (local), inclusive"})
-    to = fields.Date(required=True, metadata={"description": "last day (local), inclusive"})
+    from_ = day(data_key="from", required=True, description="first day (local), inclusive, not after `to`")
+    to = day(required=True, description="last day (local), inclusive")
     basis = fields.String(load_default="accepted", validate=validate.OneOf(statistics.BASES),
                           metadata={"description": "which instant selects the cases: acceptance or reported_at"})
 
@@ -37,13 +48,14 @@ class PeriodQuery(RequestSchema):
 class StatisticsQuery(PeriodQuery):
     group_by = fields.String(validate=validate.OneOf(statistics.GROUPINGS))
     unit = fields.String(validate=validate.Length(min=1, max=50), metadata={"description": "a unit's subtree"})
-    category = fields.String(validate=validate.Length(min=1, max=50))
+    category = fields.String(validate=validate.Length(min=1, max=50),
+                             metadata={"description": "a category of routing.toml (the document lists them)"})
     channel = fields.String(validate=validate.Length(min=1, max=20))
 
 
 class ChartQuery(RequestSchema):
-    from_ = fields.Date(data_key="from", metadata={"description": "for the charts by unit"})
-    to = fields.Date()
+    from_ = day(data_key="from", description="for the charts by unit; not after `to`")
+    to = day()
     month = fields.String(validate=validate.Regexp(MONTH["pattern"]), metadata={"description": "for the trend"})
 
 

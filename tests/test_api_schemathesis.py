@@ -21,6 +21,8 @@ repeatable.
 from __future__ import annotations
 
 import os
+import uuid
+from datetime import datetime, timezone
 
 import jsonschema_rs
 import pytest
@@ -34,6 +36,9 @@ from engine.rules.forms import FormField, json_schemas
 
 # Per operation, mode and path: CI keeps the default, a deeper local run raises it.
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "5"))
+INTAKE = "POST /api/v1/cases"
+PERIODS = ("GET /api/v1/statistics", "GET /api/v1/statistics/charts/{chart}.svg")
+EARLIEST_REPORT = datetime(2000, 1, 1, tzinfo=timezone.utc)
 COMPLETE = "POST /api/v1/tasks/{task_id}/complete"
 LIMITS = {"RATELIMIT_TRACKING": "100000 per minute", "RATELIMIT_FAILED_SIGNIN": "100000 per minute"}
 
@@ -77,7 +82,33 @@ def _all_checks(client, headers):
             f"{data!r} fits the form of {task.get_json()['element']} and was refused: {response.text}"
         return None
 
-    return everything, [c for c in everything if c is not positive] + [form_refusals_are_the_task_forms]
+    def reported_at_bounds_are_the_servers(ctx, response, case):
+        """On intake, `reported_at` may be neither before 2000 nor in the future: bounds of a date-time a
+        static document cannot state. A schema-valid intake refused for `reported_at` alone passes only
+        when the instant sent really lies outside them."""
+        meta = case.meta
+        body = response.json() if response.status_code == 422 else {}
+        if meta is None or not meta.generation.mode.is_positive or set(body.get("errors", {})) != {"reported_at"}:
+            return positive(ctx, response, case)
+        sent = datetime.fromisoformat(case.body["reported_at"])
+        assert sent < EARLIEST_REPORT or sent > datetime.now(timezone.utc), \
+            f"reported_at {sent.isoformat()} is within bounds and was refused: {response.text}"
+        return None
+
+    def periods_run_forwards(ctx, response, case):
+        """A period's `to` may not come before its `from`: a relation between two parameters a static
+        document cannot state. A refusal naming `to` alone passes only when the period really runs backwards."""
+        meta = case.meta
+        body = response.json() if response.status_code == 422 else {}
+        if meta is None or not meta.generation.mode.is_positive or set(body.get("errors", {})) != {"to"}:
+            return positive(ctx, response, case)
+        query = case.query or {}
+        assert str(query.get("to")) < str(query.get("from")), f"{query} runs forwards and was refused: {response.text}"
+        return None
+
+    others = [c for c in everything if c is not positive]
+    return (everything, others + [form_refusals_are_the_task_forms], others + [reported_at_bounds_are_the_servers],
+            others + [periods_run_forwards])
 
 
 @pytest.fixture
@@ -104,11 +135,12 @@ def test_every_check_of_schemathesis_passes_on_every_operation(contract_app):
     real = {"case_no": case_no, "task_id": task["id"]}
     headers = api.headers("yjp_acceptor")
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", contract_app)
-    everything, on_complete = _all_checks(client, headers)
+    everything, on_complete, on_intake, on_period = _all_checks(client, headers)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 16
     for operation in operations:
-        checks = on_complete if operation.label == COMPLETE else everything
+        checks = {COMPLETE: on_complete, INTAKE: on_intake, **{label: on_period for label in PERIODS}}.get(
+            operation.label, everything)
         params = {p.name for p in operation.path_parameters}
         real_ids = {k: v for k, v in real.items() if k in params}
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
@@ -123,6 +155,10 @@ def _run(operation, mode, ids: dict, headers: dict, checks: list) -> None:
     def call(case):
         if ids:
             case.path_parameters = {**case.path_parameters, **ids}
+        if mode is GenerationMode.POSITIVE and case.headers and "Idempotency-Key" in case.headers:
+            # A key names one request: reusing a generated key for another request is rightly a 422
+            # (tests/test_idempotency.py); schema-valid requests each get a key of their own.
+            case.headers["Idempotency-Key"] = uuid.uuid4().hex
         case.call_and_validate(headers=headers, checks=checks)
 
     try:

@@ -61,7 +61,7 @@ def test_assessment_json_and_xlsx(app, api, closed_case):
     assert resp.status_code == 200 and resp.mimetype.endswith("spreadsheetml.sheet")
     wb = openpyxl.load_workbook(io.BytesIO(resp.data))
     assert wb["封面"]["B5"].value == 1 and wb["封面"]["A5"].value == "受理"
-    assert api.get("/api/v1/assessment/2025-13", "jgzx_supervisor").status_code == 422
+    assert api.get("/api/v1/assessment/2025-13", "jgzx_supervisor").status_code == 404
 
 
 def test_charts_as_svg(api, closed_case):

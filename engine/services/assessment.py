@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from engine import clock
-from engine.errors import Conflict, InvalidInput
+from engine.errors import Conflict, InvalidInput, NotFound
 from engine.services import statistics as st
 from engine.store.report_models import AssessmentRules, MonthlyReport
 
@@ -104,8 +104,10 @@ def _rules_for(session, month: str) -> AssessmentRules:
 
 
 def _check_month(month: str) -> str:
+    """A month is named YYYY-MM; any other name names no report (404, as an unknown path is)."""
     if not isinstance(month, str) or not MONTH.match(month):
-        raise InvalidInput(f"not a month: {month!r}", errors={"month": ["expected YYYY-MM, e.g. 2026-11"]})
+        raise NotFound(f"no such month: {month!r} (expected YYYY-MM, e.g. 2026-11)",
+                       errors={"month": ["expected YYYY-MM, e.g. 2026-11"]})
     return month
 
 

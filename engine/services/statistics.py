@@ -31,7 +31,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import and_, or_, select
 
 from engine import clock
-from engine.errors import Forbidden, InvalidInput
+from engine.errors import Forbidden, InvalidInput, UnitNotFound
 from engine.rules.access import sees_all
 from engine.store.models import Case, CaseEvent, CaseTask
 from engine.store.timer_models import Supervision
@@ -528,7 +528,7 @@ def _scope_units(rt, user, unit: str | None) -> set[str] | None:
     if unit is None:
         return None
     if unit not in rt.tables.units:
-        raise InvalidInput(f"unknown unit {unit!r}", errors={"unit": ["not a unit of the organisation"]})
+        raise UnitNotFound(f"no unit {unit!r} in the organisation", errors={"unit": ["not a unit of the organisation"]})
     return {unit} | rt.tables.descendants(unit)
 
 
