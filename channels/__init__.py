@@ -40,5 +40,5 @@ def build_channels(config: dict) -> dict:
                                     config.get("MAIL_FROM") or "noreply@localhost",
                                     user=config.get("SMTP_USER"), password=config.get("SMTP_PASSWORD"),
                                     starttls=str(config.get("SMTP_STARTTLS", "")).lower() in ("1", "true", "yes"),
-                                    timeout=timeout)
+                                    timeout=float(config.get("SMTP_TIMEOUT") or timeout))
     return out

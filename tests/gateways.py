@@ -169,6 +169,8 @@ def channel_config(gateway: Gateway, mailbox: Mailbox | None = None, **extra) ->
     config = {"SMS_GATEWAY_URL": f"{gateway.url}/sms", "SMS_ACCESS_KEY_ID": ACCESS_KEY_ID,
               "SMS_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET, "SMS_SIGN_NAME": SIGN_NAME, "OUTBOX_HTTP_TIMEOUT": "1"}
     if mailbox is not None:
-        config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(mailbox.port), MAIL_FROM="noreply@dispute.example.cn")
+        # The HTTP timeout is short for the gateway's timeout tests; a real SMTP exchange gets its own.
+        config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(mailbox.port), MAIL_FROM="noreply@dispute.example.cn",
+                      SMTP_TIMEOUT="10")
     config.update(extra)
     return config
