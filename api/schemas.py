@@ -199,7 +199,9 @@ class TaskListItemOut(TaskOut):
 
 
 class _Page(Schema):
-    total = fields.Integer()
+    total = fields.Integer(metadata={"description": "rows matching; exact up to LIST_COUNT_CAP (10,000), "
+                                                    "past it an estimate (then total_estimated is true)"})
+    total_estimated = fields.Boolean(metadata={"description": "total is the database's estimate, not a count"})
     page = fields.Integer()
     per_page = fields.Integer()
 

@@ -37,7 +37,8 @@ class SupervisionOut(Schema):
 
 
 class SupervisionPageOut(Schema):
-    total = fields.Integer()
+    total = fields.Integer(metadata={"description": "exact up to LIST_COUNT_CAP (10,000), past it an estimate"})
+    total_estimated = fields.Boolean(metadata={"description": "total is the database's estimate, not a count"})
     page = fields.Integer()
     per_page = fields.Integer()
     items = fields.List(fields.Nested(SupervisionOut))

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from engine.services import audit, cases
 from engine.services.processes import deploy_paths
 from engine.store.ledger import state_digest
-from engine.store.models import Case, CaseEvent
+from engine.store.models import Case, CaseEvent, CaseState
 from tests.support import Driver
 from timers import TimerService
 
@@ -276,11 +276,12 @@ def test_a_changed_stored_state_is_detected(rt, clock, tamper):
     case = case_record(rt)
     text = zlib.decompress(case.state).decode("utf-8").replace('"rework_count":0', '"rework_count":1')
     with rt.db.write() as s:
-        s.execute(sa.update(Case).where(Case.id == case.id).values(state=zlib.compress(text.encode("utf-8"))))
+        s.execute(sa.update(CaseState).where(CaseState.case_id == case.id).values(state=zlib.compress(text.encode("utf-8"))))
     r = failure(rt, case.case_no)
     assert r["seq"] == case.last_seq and "stored workflow state" in r["problem"]
     with rt.db.write() as s:
-        s.execute(sa.update(Case).where(Case.id == case.id).values(state=case.state[:-1] + bytes([case.state[-1] ^ 0xFF])))
+        s.execute(sa.update(CaseState).where(CaseState.case_id == case.id)
+                  .values(state=case.state[:-1] + bytes([case.state[-1] ^ 0xFF])))
     assert "stored workflow state" in failure(rt, case.case_no)["problem"]
 
 

@@ -10,7 +10,7 @@ from engine.core.serializer import state_json
 from engine.errors import CaseError, HandlerFailed, StaleVersion
 from engine.services import cases
 from engine.services.processes import deploy_sources, list_definitions
-from engine.store.models import Case, CaseEvent, CaseTask, Outbox
+from engine.store.models import Case, CaseEvent, CaseState, CaseTask, Outbox
 from tests.support import Driver
 
 
@@ -110,7 +110,7 @@ def test_stored_state_leaves_the_spec_out(rt):
     d = Driver.start(rt)
     d.to_signing()
     with rt.db.read() as s:
-        blob = s.scalar(select(Case.state))
+        blob = s.scalar(select(CaseState.state))
     state = state_json(blob)
     assert '"spec"' not in state and '"task_specs"' not in state
     assert len(blob) < 4000  # compressed, spec-free

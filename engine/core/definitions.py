@@ -308,11 +308,12 @@ class Definitions:
         return results
 
     def latest(self, session, process_id: str) -> LoadedDefinition:
-        row = session.scalar(select(ProcessDefinition).where(ProcessDefinition.process_id == process_id)
-                             .order_by(ProcessDefinition.version.desc()).limit(1))
-        if row is None:
+        # The id only: the version's BPMN source and spec JSON are read once, when it is not cached yet.
+        definition_id = session.scalar(select(ProcessDefinition.id).where(ProcessDefinition.process_id == process_id)
+                                       .order_by(ProcessDefinition.version.desc()).limit(1))
+        if definition_id is None:
             raise DefinitionNotFound(f"process {process_id!r} is not deployed")
-        return self._loaded(row)
+        return self.get(session, definition_id)
 
     def get(self, session, definition_id: int) -> LoadedDefinition:
         cached = self._cache.get(definition_id)

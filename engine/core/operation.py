@@ -20,6 +20,8 @@ from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.task import Task
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from engine import clock
 from engine.core.callbacks import enqueue_status_callback
@@ -31,7 +33,7 @@ from engine.errors import CaseError, DefinitionError, EngineError, HandlerFailed
 from engine.rules.notifications import load_templates
 from engine.rules.status import CaseStatus, TaskRowState, check_task_transition
 from engine.store.ledger import append_events, state_digest
-from engine.store.models import Case, CaseTask, Outbox
+from engine.store.models import Case, CaseTask, CaseUnit, Outbox
 from engine.store.timer_models import Supervision
 
 RECORDED = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.COMPLETED \
@@ -151,6 +153,7 @@ class CaseOperation:
         op = cls(rt, session, case, actor, definition,
                  workflow=BpmnWorkflow(definition.spec, definition.subprocess_specs))
         op.is_new_case = True
+        op.units_before = set()
         return op
 
     def __init__(self, rt, session, case: Case, actor: str, definition, workflow: BpmnWorkflow | None = None):
@@ -172,6 +175,7 @@ class CaseOperation:
         self.before = self.snapshot()
         self.status_before = case.status
         self.timers_before = {t.task_id: t.due_at for t in pending_timers(workflow)}
+        self.units_before = self._case_units()  # in case_unit already (written by the operations that set them)
 
     # -- workflow ---------------------------------------------------------------
 
@@ -301,10 +305,38 @@ class CaseOperation:
             self.case.last_seq = (self.case.last_seq or 0) + 1
             rows.append(dict(ev, seq=self.case.last_seq, at=self.now, definition_version=self.definition.version))
         if rows:
-            append_events(self.session, self.case, rows, state_digest(self.workflow))
+            self.case.chain_hash = append_events(self.session, self.case, rows, state_digest(self.workflow))
+            self.case.chain_seq = self.case.last_seq
+        self._record_units()
         self.pending_events = []
         self.before = after
         self.session.flush()
+
+    def _case_units(self) -> set[str]:
+        case = self.case
+        return {u for u in (case.community_code, case.routed_unit, case.current_unit) if u}
+
+    def _record_units(self) -> None:
+        """Add the units this operation brought into the case to `case_unit` (the lists' scope index).
+
+        The case's community, routed and current unit as loaded are in the table
+        already (every operation that set them wrote them), so only the others
+        are written, and only when there are any: most steps write nothing.
+        """
+        case = self.case
+        units = self._case_units() | {r.unit_code for r in self._new_rows.values() if r.unit_code}
+        new = units - self.units_before
+        if not new:
+            return
+        rows = [{"case_id": case.id, "unit_code": u, "community": u == case.community_code,
+                 "created_at": case.created_at} for u in sorted(new)]
+        table = CaseUnit.__table__
+        if self.is_new_case:
+            self.session.execute(table.insert(), rows)
+        else:
+            insert = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
+            self.session.execute(insert(table).on_conflict_do_nothing(), rows)
+        self.units_before = units
 
     def _task_row(self, task_id: str) -> CaseTask | None:
         # Rows added in this operation are not flushed yet: session.get() would not find them.

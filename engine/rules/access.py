@@ -29,7 +29,7 @@ from sqlalchemy import exists, or_, select
 
 from engine.errors import Forbidden
 from engine.rules.organisation import task_roles
-from engine.store.models import Case, CaseTask
+from engine.store.models import Case, CaseTask, CaseUnit
 
 ROLES = {
     "acceptor": "受理员",
@@ -71,16 +71,19 @@ def _accepting_units(tables, caller: Caller) -> set[str]:
 
 
 def scope_clause(tables, caller: Caller):
-    """A WHERE clause on `Case` for the cases the caller may see (None: all of them)."""
+    """A WHERE clause on `Case` for the cases the caller may see (None: all of them).
+
+    Read off `case_unit` (every unit that took part in a case, indexed by unit):
+    the cases the caller's unit took part in (accepted, routed to, held, or
+    given a task), and those accepted by a community below it.
+    """
     if sees_all(caller):
         return None
-    return or_(Case.community_code.in_(sorted(_accepting_units(tables, caller))),
-               Case.routed_unit == caller.unit_code, Case.current_unit == caller.unit_code,
-               _had_task(caller))
-
-
-def _had_task(caller: Caller):
-    return exists().where(CaseTask.case_id == Case.id, CaseTask.unit_code == caller.unit_code)
+    below = sorted(tables.descendants(caller.unit_code))
+    took_part = CaseUnit.unit_code == caller.unit_code
+    if below:
+        took_part = or_(took_part, CaseUnit.unit_code.in_(below) & CaseUnit.community.is_(True))
+    return Case.id.in_(select(CaseUnit.case_id).where(took_part))
 
 
 def can_see(session, tables, caller: Caller, case: Case) -> bool:

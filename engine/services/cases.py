@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from marshmallow import ValidationError
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine import clock
@@ -35,7 +36,7 @@ from engine.services import incidents
 from engine.services.tracking import issue_tracking_code
 from engine.services.views import case_summary, case_view, event_view, open_rows_by_case, task_view
 from engine.store.client_models import CaseSource
-from engine.store.models import Case, CaseEvent, CaseTask
+from engine.store.models import Case, CaseEvent, CaseState, CaseTask
 from engine.store.timer_models import CaseTimer
 
 SYSTEM = "system"
@@ -69,13 +70,44 @@ def find_case(rt, session, case_no: str, user=None) -> Case:
     return case
 
 
-def find_task_row(session, task_id) -> CaseTask:
-    """The task row with this id (TaskNotFound for an unknown id or one that is not a task id at all)."""
+def lock_task(rt, session, task_id) -> tuple[CaseTask, Case]:
+    """The task row and its case, the case locked, both read after the lock, with the case's workflow state.
+
+    SQLite's write transaction holds the database from its first statement on
+    (BEGIN IMMEDIATE): one query reads all three. PostgreSQL locks the case row
+    found through the task (one query), then reads the task row and the state
+    in a second one, so both are as the previous holder of the lock left them.
+    """
+    key = _task_key(task_id)
+    if rt.db.is_sqlite:
+        got = session.execute(select(CaseTask, Case, CaseState).join(Case, Case.id == CaseTask.case_id)
+                              .outerjoin(CaseState, CaseState.case_id == CaseTask.case_id)
+                              .where(CaseTask.id == key)).first()
+        if got is None:
+            raise TaskNotFound(f"task {task_id} does not exist")
+        row, case, state = got
+    else:
+        case = session.scalar(select(Case).where(Case.id == select(CaseTask.case_id).where(CaseTask.id == key)
+                                                 .scalar_subquery()).with_for_update())
+        if case is None:
+            raise TaskNotFound(f"task {task_id} does not exist")
+        row, state = session.execute(select(CaseTask, CaseState)
+                                     .outerjoin(CaseState, CaseState.case_id == CaseTask.case_id)
+                                     .where(CaseTask.id == key)).one()
+    set_committed_value(case, "state_row", state)
+    return row, case
+
+
+def _task_key(task_id) -> str:
     try:
-        key = str(uuid.UUID(str(task_id)))
+        return str(uuid.UUID(str(task_id)))
     except ValueError:
         raise TaskNotFound(f"task {task_id} does not exist") from None
-    row = session.get(CaseTask, key)
+
+
+def find_task_row(session, task_id) -> CaseTask:
+    """The task row with this id (TaskNotFound for an unknown id or one that is not a task id at all)."""
+    row = session.get(CaseTask, _task_key(task_id))
     if row is None:
         raise TaskNotFound(f"task {task_id} does not exist")
     return row
@@ -203,9 +235,7 @@ def complete_task(rt, task_id: str, data: dict, actor: str | None = None, expect
     must be unclaimed: then they claim it in the same transaction.
     """
     with rt.db.write() as session:
-        row = find_task_row(session, task_id)
-        case = _lock_case(rt, session, case_id=row.case_id)
-        session.refresh(row)  # as it is now that the case is locked
+        row, case = lock_task(rt, session, task_id)
         if user is not None:
             if not access.can_see(session, rt.tables, user, case):
                 raise TaskNotFound(f"task {task_id} does not exist")

@@ -5,12 +5,17 @@ the unit holding the case now), level, overdue (an open task past its due
 instant), a created-at and a reported-at range, and free text over the case number, title,
 description and address (never the reporter's data, which would let a
 search probe masked fields). Newest first.
+
+Every list of the API pages through `paginate`: a page is LIMIT/OFFSET on an
+order an index gives, and the total is exact up to COUNT_CAP rows, an estimate
+past it (the page says so: `total_estimated`).
 """
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import exists, func, or_, select, text
 
 from engine import clock
 from engine.errors import InvalidInput
@@ -21,6 +26,8 @@ from engine.services.views import case_summary, open_rows_by_case
 from engine.store.models import Case, CaseTask
 
 MAX_PER_PAGE = 100
+# Lists count their rows up to this many; past it the total is an estimate (`total_estimated`).
+COUNT_CAP = int(os.environ.get("LIST_COUNT_CAP", "10000"))
 
 
 def aware(value: datetime | None, tz, field: str) -> datetime | None:
@@ -40,15 +47,41 @@ def page_args(filters: dict) -> tuple[int, int]:
     return max(int(filters.get("page") or 1), 1), min(max(int(filters.get("per_page") or 20), 1), MAX_PER_PAGE)
 
 
-def paginate(session, stmt, page: int, per_page: int) -> tuple[int, list]:
-    """(total, the rows of one page) for a select."""
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+class Total(int):
+    """A list's total; `estimated` when more rows matched than COUNT_CAP (then it is the planner's estimate)."""
+
+    estimated = False
+
+
+def paginate(session, stmt, page: int, per_page: int) -> tuple[Total, list]:
+    """(total, the rows of one page) for a select.
+
+    The rows are counted up to COUNT_CAP only: a count of a million rows would cost
+    more than the page. Past the cap the total is PostgreSQL's estimate of the rows
+    the query matches (never below the cap), marked `estimated`; SQLite, which has
+    no estimate, gives the cap.
+    """
+    counted = session.scalar(select(func.count()).select_from(stmt.order_by(None).limit(COUNT_CAP + 1).subquery()))
+    if counted > COUNT_CAP:
+        total = Total(max(COUNT_CAP, _estimate(session, stmt)))
+        total.estimated = True
+    else:
+        total = Total(counted)
     rows = session.execute(stmt.offset((page - 1) * per_page).limit(per_page)).all()
     return total, rows
 
 
+def _estimate(session, stmt) -> int:
+    if session.bind.dialect.name != "postgresql":
+        return 0
+    compiled = stmt.order_by(None).compile(session.bind, compile_kwargs={"literal_binds": True})
+    plan = session.execute(text(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar()
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
 def page_view(items: list, total: int, page: int, per_page: int) -> dict:
-    return {"items": items, "total": total, "page": page, "per_page": per_page}
+    return {"items": items, "total": int(total), "total_estimated": bool(getattr(total, "estimated", False)),
+            "page": page, "per_page": per_page}
 
 
 def overdue_clause(now: datetime):

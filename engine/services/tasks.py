@@ -19,7 +19,7 @@ from engine.errors import Forbidden, InvalidInput, TaskClaimed, TaskNotFound, Ta
 from engine.rules import access
 from engine.rules.deadlines import light_clause
 from engine.rules.status import TaskRowState
-from engine.services.cases import _lock_case, find_task_row, masked_for, task_detail
+from engine.services.cases import lock_task, masked_for, task_detail
 from engine.services.org import caller_of
 from engine.services.search import aware, page_args, page_view, paginate
 from engine.services.views import case_summary, open_rows_by_case, task_view
@@ -33,9 +33,7 @@ SCOPES = ("mine", "candidate")
 
 def _locked_task(rt, session, task_id, user) -> tuple[CaseTask, Case]:
     """The task row, fresh, with its case locked; TaskNotFound outside the caller's scope."""
-    row = find_task_row(session, task_id)
-    case = _lock_case(rt, session, case_id=row.case_id)
-    session.refresh(row)
+    row, case = lock_task(rt, session, task_id)
     if not access.can_see(session, rt.tables, user, case):
         raise TaskNotFound(f"task {task_id} does not exist")
     return row, case

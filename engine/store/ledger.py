@@ -73,20 +73,28 @@ def state_digest(workflow) -> bytes:
     return hashlib.sha256(_canonical_json(parts)).digest()
 
 
-def append_events(session, case, rows: list[dict], digest: bytes | None = None) -> None:
+def append_events(session, case, rows: list[dict], digest: bytes | None = None) -> bytes | None:
     """Insert `rows` (each with its seq already taken, consecutive) as one operation, chained.
 
     `digest` is the workflow's state digest after the operation; None means
     the operation left the workflow alone (the previous event's digest holds).
+    Returns the hash of the last event: the chain's new head. An engine
+    operation keeps it on the case row (`chain_hash`, `chain_seq`), so the next
+    one chains without reading the log; the head is used only while its seq is
+    the one just before `rows`, so an append that did not move it (a claim) makes
+    the next append read the log again, never chain to a stale head.
     """
     if not rows:
-        return
+        return None
     first = rows[0]["seq"]
     prev = None
-    if first > 1:
-        prev = session.execute(select(CaseEvent.hash, CaseEvent.state_digest)
-                               .where(CaseEvent.case_id == case.id, CaseEvent.seq == first - 1)).first()
-    prev_hash = prev.hash if prev is not None and prev.hash is not None else genesis(case.case_no)
+    if first > 1 and digest is not None and case.chain_hash is not None and case.chain_seq == first - 1:
+        prev_hash = case.chain_hash
+    else:
+        if first > 1:
+            prev = session.execute(select(CaseEvent.hash, CaseEvent.state_digest)
+                                   .where(CaseEvent.case_id == case.id, CaseEvent.seq == first - 1)).first()
+        prev_hash = prev.hash if prev is not None and prev.hash is not None else genesis(case.case_no)
     if digest is None and prev is not None:
         digest = prev.state_digest
     out = []
@@ -95,3 +103,4 @@ def append_events(session, case, rows: list[dict], digest: bytes | None = None) 
         row["hash"] = prev_hash = event_hash(prev_hash, row)
         out.append(row)
     session.execute(insert(CaseEvent.__table__), out)
+    return prev_hash

@@ -2,8 +2,11 @@
 
 The BPMN workflow is the case's process state; these tables hold what must be
 queried without loading it: the case record, a projection of its open user
-tasks, the append-only event log, the outbox of notifications, and the
-immutable definition versions. Alembic migrations in `migrations/` build them.
+tasks, the units that took part in each case (the scope index of the case
+lists), the append-only event log, the outbox of notifications, and the
+immutable definition versions. The workflow state itself lives in its own
+table (`case_state`), so the case row the lists scan stays small. Alembic
+migrations in `migrations/` build them.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.store.base import Base, UTCDateTime
 
@@ -79,7 +82,6 @@ class Case(Base):
     reply_unit: Mapped[str | None] = mapped_column(String(50))
     replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     rating: Mapped[str | None] = mapped_column(String(30))
-    state: Mapped[bytes] = mapped_column(LargeBinary)
     serializer_version: Mapped[str] = mapped_column(String(40))
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
     created_by: Mapped[str] = mapped_column(String(100))
@@ -89,8 +91,54 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
+    # The head of the case's audit chain as the last engine operation left it (engine.store.ledger): its
+    # hash and seq. Trusted only while chain_seq == last_seq; otherwise the chain is read from the log.
+    chain_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    chain_seq: Mapped[int | None] = mapped_column(Integer)
+    # The workflow state, in its own table (loaded on first use: lists never read it).
+    state_row: Mapped["CaseState | None"] = relationship(lazy="select", uselist=False, back_populates="case")
 
     __mapper_args__ = {"version_id_col": version}
+
+    @property
+    def state(self) -> bytes | None:
+        """The stored workflow state (compressed, spec-free; engine.core.serializer)."""
+        return self.state_row.state if self.state_row is not None else None
+
+    @state.setter
+    def state(self, value: bytes) -> None:
+        if self.state_row is None:
+            self.state_row = CaseState(state=value)
+        else:
+            self.state_row.state = value
+
+
+class CaseState(Base):
+    """A case's workflow state, out of the case row: the row every list scans stays ~300 bytes."""
+
+    __tablename__ = "case_state"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("dispute_case.id"), primary_key=True, autoincrement=False)
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    case: Mapped[Case] = relationship(back_populates="state_row")
+
+
+class CaseUnit(Base):
+    """A unit that took part in a case: what the case lists' scopes look up (engine.rules.access).
+
+    One row per (case, unit): the accepting community (`community` true), and every unit
+    the case was routed to, held by, or gave a task to. Written by the engine in the
+    operation that brings the unit in, never deleted; `created_at` is the case's, so a
+    scope's newest cases are read off the index in order.
+    """
+
+    __tablename__ = "case_unit"
+    __table_args__ = (Index("ix_case_unit_scope", "unit_code", "created_at", "case_id"),)
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("dispute_case.id"), primary_key=True, autoincrement=False)
+    unit_code: Mapped[str] = mapped_column(String(50), primary_key=True)
+    community: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class CaseTask(Base):
