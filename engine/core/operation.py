@@ -22,6 +22,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.task import Task
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm.attributes import set_committed_value
 
 from engine import clock
 from engine.core.callbacks import enqueue_status_callback
@@ -150,6 +151,8 @@ class CaseOperation:
     @classmethod
     def new_case(cls, rt, session, case: Case, actor: str, definition) -> "CaseOperation":
         """An operation on a case that has no workflow yet: starts one from the definition."""
+        if case.id is not None:  # flushed already: it has no state row yet, nothing to read
+            set_committed_value(case, "state_row", None)
         op = cls(rt, session, case, actor, definition,
                  workflow=BpmnWorkflow(definition.spec, definition.subprocess_specs))
         op.is_new_case = True

@@ -44,10 +44,8 @@ CASE_NO = re.compile(r"^[0-9]{4}-[0-9]{6,12}$")
 
 
 def _next_case_no(session, year: int) -> str:
-    session.execute(text("INSERT INTO case_counter (year, last_no) VALUES (:y, 0) ON CONFLICT (year) DO NOTHING"),
-                    {"y": year})
-    n = session.execute(text("UPDATE case_counter SET last_no = last_no + 1 WHERE year = :y RETURNING last_no"),
-                        {"y": year}).scalar_one()
+    n = session.execute(text("INSERT INTO case_counter (year, last_no) VALUES (:y, 1) ON CONFLICT (year) "
+                             "DO UPDATE SET last_no = case_counter.last_no + 1 RETURNING last_no"), {"y": year}).scalar_one()
     return f"{year}-{n:06d}"
 
 
@@ -196,7 +194,7 @@ def start_case(rt, intake: dict, actor: str | None = None, *, user=None, source:
             reporter_phone=data["reporter"]["phone"], reporter_id_no=data["reporter"]["id_no"],
             address=data["location"]["address"], lat=data["location"]["lat"], lon=data["location"]["lon"],
             grid=data["location"]["grid"], community_code=data["community"], status=CaseStatus.MEDIATING.value,
-            level="community", current_unit=data["community"], state=b"", serializer_version=SERIALIZER_VERSION,
+            level="community", current_unit=data["community"], serializer_version=SERIALIZER_VERSION,
             created_by=actor, created_at=now, reported_at=reported_at, updated_at=now, last_seq=0,
         )
         session.add(case)
