@@ -25,11 +25,26 @@ def callback_body(case: Case, external_ref: str | None, previous: str, now) -> d
             "at": now.isoformat()}
 
 
+SOURCE_COLUMNS = (CaseSource.external_ref, ApiClient.name, ApiClient.callback_url, ApiClient.revoked)
+
+
+def with_callback_source(stmt, case_id_column):
+    """`stmt` with the case's source system outer-joined (SOURCE_COLUMNS added), for `keep_callback_source`."""
+    return (stmt.add_columns(*SOURCE_COLUMNS).outerjoin(CaseSource, CaseSource.case_id == case_id_column)
+            .outerjoin(ApiClient, ApiClient.id == CaseSource.client_id))
+
+
+def keep_callback_source(case: Case, row) -> None:
+    """Remember the source columns read with the case (a row of `with_callback_source`): no second read."""
+    vars(case)["_callback_source"] = row if row is not None and row.name is not None else None
+
+
 def enqueue_status_callback(session, case: Case, previous: str, now) -> bool:
     """Queue the webhook for a status change of `case`, if its source system wants callbacks."""
-    source = session.execute(
-        select(CaseSource.external_ref, ApiClient.name, ApiClient.callback_url, ApiClient.revoked)
-        .join(ApiClient, ApiClient.id == CaseSource.client_id).where(CaseSource.case_id == case.id)).first()
+    source = vars(case).get("_callback_source", False)
+    if source is False:  # not read with the case
+        source = session.execute(select(*SOURCE_COLUMNS).join(ApiClient, ApiClient.id == CaseSource.client_id)
+                                 .where(CaseSource.case_id == case.id)).first()
     if source is None or not source.callback_url or source.revoked:
         return False
     body = callback_body(case, source.external_ref, previous, now)

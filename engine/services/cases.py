@@ -25,6 +25,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine import clock
+from engine.core.callbacks import keep_callback_source, with_callback_source
 from engine.core.operation import CaseOperation
 from engine.core.serializer import SERIALIZER_VERSION
 from engine.errors import CaseNotFound, InvalidInput, StaleVersion, TaskClaimed, TaskNotFound, TaskNotReady
@@ -78,21 +79,24 @@ def lock_task(rt, session, task_id) -> tuple[CaseTask, Case]:
     """
     key = _task_key(task_id)
     if rt.db.is_sqlite:
-        got = session.execute(select(CaseTask, Case, CaseState).join(Case, Case.id == CaseTask.case_id)
-                              .outerjoin(CaseState, CaseState.case_id == CaseTask.case_id)
-                              .where(CaseTask.id == key)).first()
+        got = session.execute(with_callback_source(
+            select(CaseTask, Case, CaseState).join(Case, Case.id == CaseTask.case_id)
+            .outerjoin(CaseState, CaseState.case_id == CaseTask.case_id), CaseTask.case_id)
+            .where(CaseTask.id == key)).first()
         if got is None:
             raise TaskNotFound(f"task {task_id} does not exist")
-        row, case, state = got
+        row, case, state = got[:3]
     else:
         case = session.scalar(select(Case).where(Case.id == select(CaseTask.case_id).where(CaseTask.id == key)
                                                  .scalar_subquery()).with_for_update())
         if case is None:
             raise TaskNotFound(f"task {task_id} does not exist")
-        row, state = session.execute(select(CaseTask, CaseState)
-                                     .outerjoin(CaseState, CaseState.case_id == CaseTask.case_id)
-                                     .where(CaseTask.id == key)).one()
+        got = session.execute(with_callback_source(
+            select(CaseTask, CaseState).outerjoin(CaseState, CaseState.case_id == CaseTask.case_id), CaseTask.case_id)
+            .where(CaseTask.id == key)).one()
+        row, state = got[:2]
     set_committed_value(case, "state_row", state)
+    keep_callback_source(case, got)
     return row, case
 
 
