@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timezone
 
-from sqlalchemy import exists, func, or_, select, text
+from sqlalchemy import exists, func, literal_column, or_, select, text
 
 from engine import clock
 from engine.errors import InvalidInput
@@ -61,7 +61,9 @@ def paginate(session, stmt, page: int, per_page: int) -> tuple[Total, list]:
     the query matches (never below the cap), marked `estimated`; SQLite, which has
     no estimate, gives the cap.
     """
-    counted = session.scalar(select(func.count()).select_from(stmt.order_by(None).limit(COUNT_CAP + 1).subquery()))
+    # Count a constant, not the rows' columns: an index that answers the WHERE clause answers the count.
+    ones = stmt.order_by(None).with_only_columns(literal_column("1"), maintain_column_froms=True)
+    counted = session.scalar(select(func.count()).select_from(ones.limit(COUNT_CAP + 1).subquery()))
     if counted > COUNT_CAP:
         total = Total(max(COUNT_CAP, _estimate(session, stmt)))
         total.estimated = True

@@ -48,7 +48,7 @@ class Supervision(Base):
 
     __tablename__ = "supervision"
     # The supervision list: open (or closed) records, most overdue first, read off the index in order.
-    __table_args__ = (Index("ix_supervision_queue", "status", "due_at", "id"),)
+    __table_args__ = (Index("ix_supervision_queue", "status", "due_at", "id"), Index("ix_supervision_due", "due_at", "id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("dispute_case.id"), index=True)

@@ -60,9 +60,11 @@ def upgrade():
         batch_op.add_column(sa.Column('chain_hash', sa.LargeBinary(), nullable=True))
         batch_op.add_column(sa.Column('chain_seq', sa.Integer(), nullable=True))
     op.create_index('ix_supervision_queue', 'supervision', ['status', 'due_at', 'id'], unique=False)
+    op.create_index('ix_supervision_due', 'supervision', ['due_at', 'id'], unique=False)
 
 
 def downgrade():
+    op.drop_index('ix_supervision_due', table_name='supervision')
     op.drop_index('ix_supervision_queue', table_name='supervision')
     with op.batch_alter_table('dispute_case', schema=None) as batch_op:
         batch_op.drop_column('chain_seq')
