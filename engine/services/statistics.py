@@ -415,9 +415,10 @@ def on_time_handling_rate(f: Facts):
 
 
 def _lit(f: Facts, attr: str):
+    start, end = f.period.start, f.period.as_of()
     for s in f.steps:
         at = getattr(s, attr)
-        if at is not None and f.period.start <= at < f.period.as_of() and (s.ended_at is None or s.ended_at > at):
+        if at is not None and start <= at < end and (s.ended_at is None or s.ended_at > at):
             yield s
 
 
