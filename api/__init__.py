@@ -80,7 +80,7 @@ def init_app(app):
                                                        "description": "an API token from `flask users token`"})
     api.spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-Api-Key",
                                                    "description": "a client system's key from `flask apikeys create`"})
-    contract.before_registration(api)
+    contract.before_registration(app, api)
     for name in BLUEPRINTS:
         api.register_blueprint(importlib.import_module(f"api.{name}").blp)
     contract.after_registration(app, api)

@@ -3,7 +3,9 @@
 - Every string a request carries must be storable text (no NUL, no lone
   surrogate: `api.schemas.RequestSchema` refuses both), declared as a
   `pattern` on each string field of a request schema.
-- An intake's `category` is a key of `routing.toml` (read at start).
+- An intake's `category`, and the statistics' `category` filter, is a key of
+  `routing.toml` (read at start): a query field marks itself with
+  `metadata={"routing_category": True}` and the converter gives it the enum.
 - A task's `data` is the form of one of the deployed user tasks (the
   `field.*` properties in the BPMN, `engine.rules.forms`): the document
   lists them as `anyOf`, refreshed from the deployed definitions whenever
@@ -30,8 +32,17 @@ def _storable_strings(self, field, **_kwargs) -> dict:
     return {}
 
 
-def before_registration(api) -> None:
-    api.ma_plugin.converter.add_attribute_function(_storable_strings)
+def _routing_categories(categories: list[str]):
+    def enum_of_categories(self, field, **_kwargs) -> dict:
+        """apispec attribute function: the categories of routing.toml on a field marked `routing_category`."""
+        return {"enum": categories} if field.metadata.get("routing_category") else {}
+    return enum_of_categories
+
+
+def before_registration(app, api) -> None:
+    converter = api.ma_plugin.converter
+    converter.add_attribute_function(_storable_strings)
+    converter.add_attribute_function(_routing_categories(sorted(app.extensions["dispute_runtime"].tables.routes)))
 
 
 def _forms_schema(rt) -> dict:
@@ -51,9 +62,6 @@ def after_registration(app, api) -> None:
     schemas = api.spec.components.schemas
     categories = sorted(app.extensions["dispute_runtime"].tables.routes)
     schemas["IntakeIn"]["properties"]["category"]["enum"] = categories
-    for parameter in api.spec._paths.get("/api/v1/statistics", {}).get("get", {}).get("parameters", []):
-        if parameter.get("in") == "query" and parameter.get("name") == "category":
-            parameter["schema"]["enum"] = categories  # the statistics refuse any other (422)
 
     @app.before_request
     def _declare_forms():

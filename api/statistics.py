@@ -49,7 +49,8 @@ class StatisticsQuery(PeriodQuery):
     group_by = fields.String(validate=validate.OneOf(statistics.GROUPINGS))
     unit = fields.String(validate=validate.Length(min=1, max=50), metadata={"description": "a unit's subtree"})
     category = fields.String(validate=validate.Length(min=1, max=50),
-                             metadata={"description": "a category of routing.toml (the document lists them)"})
+                             metadata={"description": "a category of routing.toml (the document lists them)",
+                                       "routing_category": True})  # api.contract: the enum, the service: 422
     channel = fields.String(validate=validate.Length(min=1, max=20))
 
 

@@ -46,6 +46,8 @@ def test_the_intake_category_is_the_routing_tables_keys(api, rt):
     intake = _spec(api.client)["components"]["schemas"]["IntakeIn"]["properties"]
     assert intake["category"]["enum"] == sorted(rt.tables.routes) and "urban_management" in intake["category"]["enum"]
     assert "walk_in" in intake["channel"]["enum"]
+    statistics = _spec(api.client)["paths"]["/api/v1/statistics"]["get"]["parameters"]
+    assert next(p for p in statistics if p["name"] == "category")["schema"]["enum"] == sorted(rt.tables.routes)
     resp = api.post("/api/v1/cases", "yjp_acceptor", intake_body(category="weather"))
     assert resp.status_code == 422 and "category" in resp.get_json()["errors"]
 

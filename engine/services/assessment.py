@@ -141,7 +141,8 @@ def _score(rt, session, month: str, rules: dict, facts: st.Facts | None = None) 
                     "score": score, "deductions": deductions,
                     "figures": {k: values[k] for k in ("accepted", "completed", "completion_rate",
                                                        "satisfaction_rate", "on_time_sign_for_rate",
-                                                       "on_time_handling_rate", "red_lights", "supervised")}})
+                                                       "on_time_handling_rate", "red_lights", "supervised",
+                                                       "refusals", "transfers", "co_handled")}})
     for group in set(kinds.values()):
         peers = sorted((u for u in out if u["peer_group"] == group), key=lambda u: -u["score"])
         for u in peers:

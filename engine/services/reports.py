@@ -2,7 +2,8 @@
 
 Everything here renders what `engine.services.statistics` and `engine.services.assessment`
 computed; no figure is computed here. The XLSX workbook (openpyxl) has a cover sheet shaped
-like the seed reports (受理, 办结, 办结率, 社区办结 and its share, 满意 and its share, 督办),
+like the seed reports (受理, 办结, 办结率, 社区办结 and its share, 满意 and its share, 督办; then the
+lights, refusals, transfers and co-handled cases),
 one sheet per grouping, the assessment ranking and the monthly trend, with bar and line
 charts Excel draws itself. The same charts are rendered as self-contained SVG (pygal, no
 script and no external asset) for the web console.
@@ -28,7 +29,8 @@ COLUMNS = [  # (figure key, header)
     ("accepted", "受理"), ("completed", "办结"), ("completion_rate", "办结率"),
     ("satisfaction_rate", "满意率"), ("on_time_sign_for_rate", "签收及时率"),
     ("on_time_handling_rate", "办理及时率"), ("yellow_lights", "黄灯"), ("red_lights", "红灯"),
-    ("supervised", "督办"), ("reopened", "不满意返工"),
+    ("supervised", "督办"), ("reopened", "不满意返工"), ("refusals", "拒收退回"), ("transfers", "转办"),
+    ("co_handled", "协办"),
 ]
 RATE_FORMAT = "0.0%"
 TREND_MONTHS = 12
@@ -90,6 +92,9 @@ def _cover(ws, month: str, total: dict) -> None:
         ("督办", total["supervised"], None),
         ("红灯", total["red_lights"], None),
         ("黄灯", total["yellow_lights"], None),
+        ("拒收退回", total["refusals"], None),
+        ("转办", total["transfers"], None),
+        ("协办案件", total["co_handled"], None),
     ]
     _header(ws, 4, ["指标", "数值"])
     for i, (label, value, fmt) in enumerate(rows, 5):

@@ -175,30 +175,31 @@ class _Run:
     # -- the loop -------------------------------------------------------------------------------
 
     def next_timer(self) -> datetime | None:
-        with self.rt.db.read() as session:
-            return session.scalar(select(func.min(CaseTimer.due_at)))
+        # Asked before every event of the agenda: one indexed MIN on a plain connection, not a unit of
+        # work (which would also check the organisation's version stamp each time).
+        with self.rt.db.engine.connect() as conn:
+            return conn.scalar(select(func.min(CaseTimer.due_at)))
 
     def fire_until(self, until: datetime) -> None:
         while (due := self.next_timer()) is not None and due < until:
             # SpiffWorkflow fires a timer strictly after its instant (`due < now`)
             self.clock.set(max(due + timedelta(milliseconds=1), clock.now()))
+            fired_at = clock.now()
             self.fire_due()
             self.counts["timer_rounds"] += 1
-            self.plan_new_tasks()
+            self.plan_new_tasks(fired_at)
 
-    def plan_new_tasks(self) -> None:
-        """Steps the timers opened (a ladder level after an overdue one) get their synthetic handler too."""
+    def plan_new_tasks(self, since: datetime) -> None:
+        """Steps the timers opened (a ladder level after an overdue one) get their synthetic handler too:
+        the ready steps created by this round (not every ready step of the city, round after round)."""
         with self.rt.db.read() as session:
-            rows = session.execute(select(CaseTask.id, CaseTask.bpmn_id, CaseTask.case_id)
-                                   .where(CaseTask.state == "ready")).all()
-        new = [r for r in rows if r.id not in self.scheduled]
-        if not new:
-            return
-        with self.rt.db.read() as session:
-            category = dict(session.execute(select(Case.id, Case.category)
-                                            .where(Case.id.in_({r.case_id for r in new}))).all())
-        for r in new:
-            self.plan({"id": r.id, "element": r.bpmn_id}, category[r.case_id])
+            rows = session.execute(select(CaseTask.id, CaseTask.bpmn_id, Case.category)
+                                   .join(Case, Case.id == CaseTask.case_id)
+                                   .where(CaseTask.state == "ready", CaseTask.created_at >= since)
+                                   .order_by(CaseTask.created_at, CaseTask.id)).all()
+        for r in rows:
+            if r.id not in self.scheduled:
+                self.plan({"id": r.id, "element": r.bpmn_id}, r.category)
 
     def run(self, end: datetime) -> None:
         while self.agenda and self.agenda[0].at < end:

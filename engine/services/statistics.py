@@ -12,8 +12,9 @@ Two populations, named in each docstring:
   by `reported_at`, `basis=reported`), observed as of the period's end — what happened
   to them later is not counted, so a past period's figures do not move;
 * **the activity**: steps (user tasks) that fell due, turned yellow or red, or ended
-  in the period, and supervision records opened or closed in it, whichever case they
-  belong to.
+  in the period, supervision records opened or closed in it, and the refusals and
+  transfers of first handling (`case_refused`, `case_transferred` events) recorded in
+  it, whichever case they belong to.
 
 Grouping by unit rolls the organisation tree up: a case belongs to its accepting
 community, its routed unit and every unit that had a task on it, and to all their
@@ -28,7 +29,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select, union, union_all
 
 from engine import clock
 from engine.errors import Forbidden, InvalidInput, UnitNotFound
@@ -42,6 +43,7 @@ RATINGS = ("satisfied", "basically_satisfied", "dissatisfied", "not_implemented"
 GOOD_RATINGS = frozenset({"satisfied", "basically_satisfied"})
 BAD_RATINGS = frozenset({"dissatisfied", "not_implemented"})
 GROUPINGS = ("unit", "category", "channel", "level", "community")
+REFUSED, TRANSFERRED, CO_UNITS_ADDED = "case_refused", "case_transferred", "co_units_added"  # handling events
 BASES = ("accepted", "reported")
 SIGN_FOR_STEPS = frozenset({"sign_for"})
 HANDLING_STEPS = frozenset({"handle"})
@@ -109,6 +111,7 @@ class CaseFacts:
     level_reached: str
     resolved_level: str | None = None
     ratings: list[str] = field(default_factory=list)
+    co_units: frozenset[str] = frozenset()  # co-handling units named by `co_units_added` events
     age_days: int | None = None    # backlog only: working days from acceptance to the period's end
 
 
@@ -138,10 +141,13 @@ class Facts:
     steps: list[StepFacts]
     supervision: list[dict]
     backlog: list[CaseFacts]
+    handling: list[dict] = field(default_factory=list)  # refusals and transfers recorded in the period
 
     def subset(self, case_pred, step_pred, sup_pred) -> "Facts":
+        """Supervision records and handling events share one predicate (both are dicts with the same keys)."""
         return Facts(self.period, [c for c in self.cases if case_pred(c)], [s for s in self.steps if step_pred(s)],
-                     [r for r in self.supervision if sup_pred(r)], [c for c in self.backlog if case_pred(c)])
+                     [r for r in self.supervision if sup_pred(r)], [c for c in self.backlog if case_pred(c)],
+                     [h for h in self.handling if sup_pred(h)])
 
 
 def _chunks(ids):
@@ -181,18 +187,21 @@ def _case_facts(rt, session, rows, as_of: datetime, with_events: bool) -> list[C
 
 
 def _read_outcomes(rt, session, facts: dict[int, CaseFacts], as_of: datetime) -> None:
-    """From the event log: the level whose step produced the (last) reply, and every rating."""
+    """From the event log: the level whose step produced the (last) reply, every rating, the co-units."""
     lanes = rt.tables.lanes
     last_lane: dict[int, str | None] = {}
+    co_units: dict[int, set[str]] = defaultdict(set)
     for chunk in _chunks(facts):
         stmt = (select(CaseEvent.case_id, CaseEvent.type, CaseEvent.lane, CaseEvent.payload)
                 .where(CaseEvent.case_id.in_(chunk), CaseEvent.at < as_of,
-                       CaseEvent.type.in_(("task_completed", "service_called")))
+                       CaseEvent.type.in_(("task_completed", "service_called", CO_UNITS_ADDED)))
                 .order_by(CaseEvent.case_id, CaseEvent.seq))
         for case_id, type_, lane, payload in session.execute(stmt):
             f = facts[case_id]
             payload = payload or {}
-            if type_ == "task_completed":
+            if type_ == CO_UNITS_ADDED:
+                co_units[case_id].update(u for u in payload.get("units") or () if isinstance(u, str))
+            elif type_ == "task_completed":
                 last_lane[case_id] = lane
                 rating = (payload.get("data") or {}).get("rating")
                 if rating in RATINGS:
@@ -203,6 +212,11 @@ def _read_outcomes(rt, session, facts: dict[int, CaseFacts], as_of: datetime) ->
     for f in facts.values():
         if f.closed_at is None:
             f.resolved_level = None
+    for case_id, codes in co_units.items():  # a co-unit answers for the case as every unit on it does
+        f = facts[case_id]
+        f.co_units = frozenset(codes)
+        f.own_units = f.own_units | f.co_units
+        f.units = f.units | frozenset(_with_ancestors(rt.tables, codes))
 
 
 def _with_ancestors(tables, codes) -> set[str]:
@@ -227,13 +241,17 @@ def load_facts(rt, session, p: Period) -> Facts:
     cohort = session.execute(select(*CASE_COLUMNS).where(instant >= p.start, instant < p.end,
                                                          Case.created_at < as_of)).all()
     cases = _case_facts(rt, session, cohort, as_of, with_events=True)
-    open_rows = session.execute(select(*CASE_COLUMNS).where(
-        Case.created_at < as_of, or_(Case.closed_at.is_(None), Case.closed_at >= as_of))).all()
+    # open at the period's end: still open, or closed only after it (two index ranges, not one OR scan)
+    open_rows = session.execute(union_all(
+        select(*CASE_COLUMNS).where(Case.closed_at.is_(None), Case.created_at < as_of),
+        select(*CASE_COLUMNS).where(Case.closed_at >= as_of, Case.created_at < as_of))).all()
     backlog = _case_facts(rt, session, open_rows, as_of, with_events=False)
     days = rt.calendar.working_days_between
     for c in backlog:
         c.age_days = days(c.accepted_at, as_of)
     steps = _step_facts(rt, session, p, as_of)
+    touched = union(*(select(Supervision.id).where(col >= p.start, col < as_of)
+                      for col in (Supervision.opened_at, Supervision.closed_at))).subquery()
     supervision = [
         {"case_no": no, "unit": unit, "step": step, "opened": p.start <= opened < p.end,
          "closed": closed is not None and p.start <= closed < p.end,
@@ -242,9 +260,27 @@ def load_facts(rt, session, p: Period) -> Facts:
             select(Case.case_no, Supervision.unit_code, Supervision.step, Supervision.opened_at,
                    Supervision.closed_at, Case.category, Case.channel, Case.community_code)
             .join(Case, Case.id == Supervision.case_id)
-            .where(or_(and_(Supervision.opened_at >= p.start, Supervision.opened_at < as_of),
-                       and_(Supervision.closed_at >= p.start, Supervision.closed_at < as_of))))]
-    return Facts(p, cases, steps, supervision, backlog)
+            .where(Supervision.id.in_(select(touched.c.id))))]
+    return Facts(p, cases, steps, supervision, backlog, _handling_facts(rt, session, p, as_of))
+
+
+def _handling_facts(rt, session, p: Period, as_of: datetime) -> list[dict]:
+    """The refusals and transfers recorded in the period, each on the unit that refused or handed the case on."""
+    lanes = rt.tables.lanes
+    out = []
+    for type_, lane, payload, no, cat, ch, com in session.execute(
+            select(CaseEvent.type, CaseEvent.lane, CaseEvent.payload, Case.case_no, Case.category, Case.channel,
+                   Case.community_code)
+            .join(Case, Case.id == CaseEvent.case_id)
+            .where(CaseEvent.type.in_((REFUSED, TRANSFERRED)), CaseEvent.at >= p.start, CaseEvent.at < as_of)
+            .order_by(CaseEvent.case_id, CaseEvent.seq)):
+        payload = payload or {}
+        unit = payload.get("unit") if type_ == REFUSED else payload.get("from_unit")
+        unit = unit if isinstance(unit, str) else None
+        out.append({"kind": type_, "case_no": no, "unit": unit, "category": cat, "channel": ch, "community": com,
+                    "level": lanes[lane].level if lane in lanes else None,
+                    "units": frozenset(_with_ancestors(rt.tables, [unit])) if unit else frozenset()})
+    return out
 
 
 def _reported_column():
@@ -253,13 +289,15 @@ def _reported_column():
 
 def _step_facts(rt, session, p: Period, as_of: datetime) -> list[StepFacts]:
     lanes = rt.tables.lanes
-    in_period = lambda col: and_(col >= p.start, col < as_of)  # noqa: E731
+    # A step of the activity ended, fell due or turned yellow in the period: the union of three index
+    # ranges (statistics_indexes; due_at's own), never an OR across the columns, which scans every step.
+    touched = union(*(select(CaseTask.id).where(col >= p.start, col < as_of)
+                      for col in (CaseTask.ended_at, CaseTask.due_at, CaseTask.warn_at))).subquery()
     stmt = (select(CaseTask.bpmn_id, CaseTask.unit_code, CaseTask.lane, CaseTask.state, CaseTask.created_at,
                    CaseTask.ended_at, CaseTask.due_at, CaseTask.warn_at,
                    Case.case_no, Case.category, Case.channel, Case.community_code)
             .join(Case, Case.id == CaseTask.case_id)
-            .where(CaseTask.created_at < as_of,
-                   or_(in_period(CaseTask.ended_at), in_period(CaseTask.due_at), in_period(CaseTask.warn_at))))
+            .where(CaseTask.id.in_(select(touched.c.id)), CaseTask.created_at < as_of))
     out = []
     days = rt.calendar.working_days_between
     ancestors: dict[str, frozenset[str]] = {}
@@ -377,9 +415,10 @@ def on_time_handling_rate(f: Facts):
 
 
 def _lit(f: Facts, attr: str):
+    start, end = f.period.start, f.period.as_of()
     for s in f.steps:
         at = getattr(s, attr)
-        if at is not None and f.period.start <= at < f.period.as_of() and (s.ended_at is None or s.ended_at > at):
+        if at is not None and start <= at < end and (s.ended_at is None or s.ended_at > at):
             yield s
 
 
@@ -401,6 +440,24 @@ def supervised(f: Facts):
 def supervision_closed(f: Facts):
     """Supervision records closed in the period."""
     return sum(1 for r in f.supervision if r["closed"])
+
+
+def refusals(f: Facts):
+    """Refusals (拒收/退回) recorded in the period: `case_refused` events, each counted once, on the unit
+    that refused (the event's `unit`) and its ancestors, whether a main handler or a co-handler refused."""
+    return sum(1 for h in f.handling if h["kind"] == REFUSED)
+
+
+def transfers(f: Facts):
+    """Transfers of first handling (转办) recorded in the period: `case_transferred` events, each counted once,
+    on the unit the case was transferred from (the event's `from_unit`) and its ancestors."""
+    return sum(1 for h in f.handling if h["kind"] == TRANSFERRED)
+
+
+def co_handled(f: Facts):
+    """Cohort cases handled jointly (协办): those with at least one co-handling unit named by a `co_units_added`
+    event before the period's end; by unit, each case counts for its lead units and for every co-unit."""
+    return sum(1 for c in f.cases if c.co_units)
 
 
 def step_days(f: Facts):
@@ -438,13 +495,13 @@ def backlog_by_age(f: Facts):
 FIGURES = {fn.__name__: fn for fn in (
     accepted, completed, completion_rate, resolved_by_level, resolved_share_by_level, resolved_within_month_rate,
     ratings, satisfaction_rate, reopened, on_time_sign_for_rate, on_time_handling_rate, yellow_lights, red_lights,
-    supervised, supervision_closed, step_days, backlog_by_age)}
+    supervised, supervision_closed, refusals, transfers, co_handled, step_days, backlog_by_age)}
 
 
 RATES = frozenset({"completion_rate", "resolved_within_month_rate", "satisfaction_rate", "on_time_sign_for_rate",
                    "on_time_handling_rate"})
 COUNTS = frozenset({"accepted", "completed", "reopened", "yellow_lights", "red_lights", "supervised",
-                    "supervision_closed"})
+                    "supervision_closed", "refusals", "transfers", "co_handled"})
 
 # The cases behind a figure (the assessment's drill-down), for the figures that can cost a unit points.
 BEHIND = {
@@ -457,6 +514,9 @@ BEHIND = {
     "yellow_lights": lambda f: [s.case_no for s in _lit(f, "warn_at")],
     "red_lights": lambda f: [s.case_no for s in _lit(f, "due_at")],
     "supervised": lambda f: [r["case_no"] for r in f.supervision if r["opened"]],
+    "refusals": lambda f: [h["case_no"] for h in f.handling if h["kind"] == REFUSED],
+    "transfers": lambda f: [h["case_no"] for h in f.handling if h["kind"] == TRANSFERRED],
+    "co_handled": lambda f: [c.case_no for c in f.cases if c.co_units],
 }
 
 
@@ -488,15 +548,18 @@ def definitions() -> list[dict]:
 
 
 def _group_keys(group_by: str):
-    """(key of a case, key of a step, key of a supervision record); unit keys are sets (roll-up)."""
+    """(key of a case, key of a step, key of a supervision record, key of a handling event); unit keys are
+    sets (roll-up)."""
     if group_by == "unit":
         return (lambda c: c.units,
                 lambda s: s.units,
-                lambda r: r["units"])
+                lambda r: r["units"],
+                lambda h: h["units"])
     if group_by == "level":
-        return (lambda c: {c.resolved_level or c.level_reached}, lambda s: {s.level}, lambda r: set())
+        return (lambda c: {c.resolved_level or c.level_reached}, lambda s: {s.level}, lambda r: set(),
+                lambda h: {h["level"]})
     attr = {"category": "category", "channel": "channel", "community": "community"}[group_by]
-    return (lambda c: {getattr(c, attr)}, lambda s: {getattr(s, attr)}, lambda r: {r[attr]})
+    return (lambda c: {getattr(c, attr)}, lambda s: {getattr(s, attr)}, lambda r: {r[attr]}, lambda h: {h[attr]})
 
 
 def by_own_unit(facts: Facts) -> dict[str, Facts]:
@@ -514,6 +577,9 @@ def by_own_unit(facts: Facts) -> dict[str, Facts]:
     for r in facts.supervision:
         if r["unit"]:
             out[r["unit"]].supervision.append(r)
+    for h in facts.handling:
+        if h["unit"]:
+            out[h["unit"]].handling.append(h)
     return out
 
 
@@ -560,7 +626,7 @@ def _assemble(rt, facts: Facts, scope, group_by, category, channel) -> dict:
               "total": figures(facts), "groups": []}
     if group_by is None:
         return result
-    case_key, step_key, sup_key = _group_keys(group_by)
+    case_key, step_key, sup_key, handling_key = _group_keys(group_by)
     buckets: dict[str, Facts] = defaultdict(lambda: Facts(facts.period, [], [], [], []))
     for c in facts.cases:
         for key in case_key(c):
@@ -574,6 +640,9 @@ def _assemble(rt, facts: Facts, scope, group_by, category, channel) -> dict:
     for r in facts.supervision:
         for key in sup_key(r):
             buckets[key].supervision.append(r)
+    for h in facts.handling:
+        for key in handling_key(h):
+            buckets[key].handling.append(h)
     keys = set(buckets) - {None}
     if scope is not None and group_by in ("unit", "community"):
         keys &= scope

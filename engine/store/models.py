@@ -233,3 +233,17 @@ class CaseCounter(Base):
     year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_no: Mapped[int] = mapped_column(Integer)
 
+
+
+# Indexes the statistics select on (engine/services/statistics.py; migration d_h11), so that a
+# period's figures read that period's rows instead of scanning whole tables at city scale: steps
+# that ended or turned yellow in the period (`due_at` has its own index), handling events of the
+# period (time first: with the type first, SQLite's planner, which keeps no statistics, would read
+# a case's log through it instead of the log's (case_id, seq) key), and the backlog — cases still
+# open at, or closed only after, an instant — from the index alone.
+STATISTICS_INDEXES = (
+    Index("ix_case_task_ended_at", CaseTask.ended_at),
+    Index("ix_case_task_warn_at", CaseTask.warn_at),
+    Index("ix_case_event_at_type", CaseEvent.at, CaseEvent.type),
+    Index("ix_dispute_case_closed_at", Case.closed_at, Case.created_at),
+)

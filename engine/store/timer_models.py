@@ -62,3 +62,10 @@ class Supervision(Base):
     note: Mapped[str | None] = mapped_column(Text)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_by: Mapped[str | None] = mapped_column(String(100))
+
+
+# The supervision records opened or closed in a period (the statistics; migration d_h11).
+STATISTICS_INDEXES = (
+    Index("ix_supervision_opened_at", Supervision.opened_at),
+    Index("ix_supervision_closed_at", Supervision.closed_at),
+)
