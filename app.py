@@ -7,6 +7,9 @@ database engine, no session, no scheduler) is built at import time.
 Environment:
   DATABASE_URL   SQLAlchemy URL (default: SQLite file instance/dispute.db)
   LOG_LEVEL      default INFO
+  LOG_FORMAT     text (default) or json (one JSON object a line, with the request id; `flask serve` sets json)
+  TIMER_HEARTBEAT_MAX_AGE  seconds since a timer worker's last heartbeat before /readyz says 503 (default 30)
+  PROMETHEUS_MULTIPROC_DIR  where gunicorn workers share /metrics counters (`flask serve` sets one)
   TIME_ZONE      default Asia/Shanghai (working days and case numbers)
   PROCESSES_DIR  default ./processes
   DEMO_TOKEN_FILE  where `flask demo` keeps the demo users' tokens (default instance/demo_tokens.tsv)
@@ -24,6 +27,7 @@ from flask import Flask
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 
+from engine.logcontext import configure_logging
 from engine.store import Base
 from engine.store.db import engine_options
 
@@ -42,6 +46,8 @@ def _config_from_env(app: Flask) -> dict:
     return {
         "SQLALCHEMY_DATABASE_URI": url,
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),
+        "TIMER_HEARTBEAT_MAX_AGE": float(os.environ.get("TIMER_HEARTBEAT_MAX_AGE", "30")),
         "TIME_ZONE": os.environ.get("TIME_ZONE", "Asia/Shanghai"),
         "PROCESSES_DIR": os.environ.get("PROCESSES_DIR", str(ROOT / "processes")),
         "DEMO_TOKEN_FILE": os.environ.get("DEMO_TOKEN_FILE") or str(Path(app.instance_path) / "demo_tokens.tsv"),
@@ -61,8 +67,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.config.update(config)
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url, app.config["SQLITE_BUSY_TIMEOUT"]))
-    logging.basicConfig(level=app.config["LOG_LEVEL"],
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     # SpiffWorkflow's task logger prints task data (personal data) at DEBUG: keep it quiet.
     logging.getLogger("spiff").setLevel(logging.WARNING)
 

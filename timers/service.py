@@ -13,6 +13,8 @@ each. Each refill leases, with `engine.core.timers.claim_timers`:
   stopped), at most `backlog_batch` in flight, at the lowest priority and in
   due order,
 so that neither a burst nor a backlog delays the timers coming due now.
+Every `heartbeat_seconds` (real time) the worker writes its heartbeat
+(engine.services.heartbeat), which `/readyz` and `/metrics` read.
 Timers of one case due at one instant share one firing (the case fires all
 its due timers at once). Leases expire, so the timers of a worker that died
 are taken over by another. The scheduler reads the application's clock
@@ -46,6 +48,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from engine import clock
 from engine.core.timers import claim_timers, release_timers
 from engine.errors import CaseError, DatabaseUnavailable
+from engine.services import heartbeat
 from engine.services.cases import fire_timer
 from engine.store.db import Backoff
 
@@ -55,6 +58,7 @@ log = logging.getLogger(__name__)
 aps_base.datetime = clock._ClockedDatetime
 # "skipped: maximum number of running instances reached" for a slow refill is expected, not a warning.
 logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)  # "Running job ..." every second
 
 FRESH, BURST, BACKLOG = 0, 1, 2
 
@@ -74,7 +78,8 @@ def worker_name() -> str:
 class TimerService:
     def __init__(self, rt, worker: str | None = None, *, horizon_seconds: float = 10.0,
                  refill_seconds: float = 1.0, fresh_window_seconds: float = 5.0, batch: int = 20000,
-                 backlog_batch: int = 200, fresh_limit: int = 50, threads: int | None = None, outbox=None):
+                 backlog_batch: int = 200, fresh_limit: int = 50, threads: int | None = None, outbox=None,
+                 heartbeat_seconds: float = 5.0):
         self.rt = rt
         self.outbox = outbox  # an engine.services.outbox.Dispatcher run as a job here (embedded), or None
         self.worker = worker or worker_name()
@@ -84,6 +89,7 @@ class TimerService:
         self.batch = batch
         self.backlog_batch = backlog_batch
         self.fresh_limit = fresh_limit
+        self.heartbeat_seconds = heartbeat_seconds
         # SQLite has one writer at a time: more firing threads would only queue on its lock.
         self.threads = threads or (1 if rt.db.is_sqlite else 2)
         self._lock = threading.Lock()
@@ -116,6 +122,9 @@ class TimerService:
         every = clock.get_clock().span(timedelta(seconds=self.refill_seconds))
         self.scheduler.add_job(self.refill, "interval", seconds=every.total_seconds(), id="refill",
                                next_run_time=clock.now())
+        beat_every = clock.get_clock().span(timedelta(seconds=self.heartbeat_seconds))
+        self.scheduler.add_job(self.beat, "interval", seconds=beat_every.total_seconds(), id="heartbeat",
+                               next_run_time=clock.now())
         if self.outbox is not None:
             self.scheduler.add_job(self.outbox.run_until_idle, "interval", seconds=self.outbox.settings.poll_seconds,
                                    id="outbox", next_run_time=clock.now())
@@ -133,8 +142,16 @@ class TimerService:
         self._threads.clear()
         try:
             release_timers(self.rt, self.worker)
-        except Exception:  # shutting down: the leases expire by themselves
+            heartbeat.forget(self.rt, self.worker)
+        except Exception:  # shutting down: the leases and the heartbeat expire by themselves
             log.warning("could not release the timer leases of %s", self.worker, exc_info=True)
+
+    def beat(self) -> None:
+        """Say this worker is alive (a missed beat during an outage is simply late)."""
+        try:
+            heartbeat.beat(self.rt, self.worker)
+        except DatabaseUnavailable as exc:
+            self._unavailable(exc)
 
     def wakeup(self) -> None:
         """Re-read the clock now (tests move the clock, then call this)."""
