@@ -9,6 +9,7 @@ Environment:
   LOG_LEVEL      default INFO
   LOG_FORMAT     text (default) or json (one JSON object a line, with the request id; `flask serve` sets json)
   TIMER_HEARTBEAT_MAX_AGE  seconds since a timer worker's last heartbeat before /readyz says 503 (default 30)
+  DATABASE_POOL_SIZE, DATABASE_MAX_OVERFLOW  PostgreSQL connections per process (default 10 and 20)
   PROMETHEUS_MULTIPROC_DIR  where gunicorn workers share /metrics counters (`flask serve` sets one)
   TIME_ZONE      default Asia/Shanghai (working days and case numbers)
   PROCESSES_DIR  default ./processes
@@ -66,7 +67,11 @@ def create_app(config: dict | None = None) -> Flask:
     if config:
         app.config.update(config)
     url = app.config["SQLALCHEMY_DATABASE_URI"]
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url, app.config["SQLITE_BUSY_TIMEOUT"]))
+    options = engine_options(url, app.config["SQLITE_BUSY_TIMEOUT"])
+    if "pool_size" in options:  # PostgreSQL: sizes per process (README: Production serving)
+        options.update(pool_size=int(os.environ.get("DATABASE_POOL_SIZE", options["pool_size"])),
+                       max_overflow=int(os.environ.get("DATABASE_MAX_OVERFLOW", options["max_overflow"])))
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     # SpiffWorkflow's task logger prints task data (personal data) at DEBUG: keep it quiet.
     logging.getLogger("spiff").setLevel(logging.WARNING)
