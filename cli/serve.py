@@ -27,7 +27,8 @@ SPEED = click.option("--speed", default=1.0, type=click.FloatRange(min=0, min_op
               help="Run the timer service beside the API (once, in this process); --no-timers when "
                    "`flask timers run` workers fire them elsewhere.")
 @click.option("--workers", default=None, type=click.IntRange(min=1),
-              help="gunicorn worker processes [default: $WEB_CONCURRENCY, else the number of cores]")
+              help="gunicorn worker processes [default: $WEB_CONCURRENCY, else 1 on SQLite and the number of cores "
+                   "on PostgreSQL]")
 @click.option("--threads", default=None, type=click.IntRange(min=1),
               help="Threads per worker [default: $SERVE_THREADS, else 4]")
 @click.option("--graceful-timeout", default=30, type=click.IntRange(min=1), show_default=True,
@@ -46,7 +47,10 @@ def serve_command(host, port, timers, workers, threads, graceful_timeout, speed)
         fail(f"--speed is only for an instance created for demo or training; this one is {purpose} "
              "(create one with `flask demo` or `flask training init` on a new database)", code=2)
     _prepare()
-    workers = workers or int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 2)
+    # SQLite has one writer whichever the process: one worker whose threads queue in order (FairLock) beats
+    # several whose writers race for the file lock; PostgreSQL takes a worker per core.
+    default_workers = 1 if runtime().db.is_sqlite else (os.cpu_count() or 2)
+    workers = workers or int(os.environ.get("WEB_CONCURRENCY") or default_workers)
     threads = threads or int(os.environ.get("SERVE_THREADS") or 4)
     raise SystemExit(_serve_production(host, port, timers, speed, workers, threads, graceful_timeout))
 

@@ -16,7 +16,15 @@ so that neither a burst nor a backlog delays the timers coming due now.
 Every `heartbeat_seconds` (real time) the worker writes its heartbeat
 (engine.services.heartbeat), which `/readyz` and `/metrics` read.
 Timers of one case due at one instant share one firing (the case fires all
-its due timers at once). Leases expire, so the timers of a worker that died
+its due timers at once). On PostgreSQL a firing thread takes up to
+`fire_batch` due timers of different cases off the queue at once and fires
+them in one transaction (`Database.atomic()`: each firing a savepoint, one
+commit for all), so a burst pays one commit per batch rather than per timer;
+a firing that fails rolls back its own savepoint only, and a batch whose
+commit fails is retried whole (nothing of it was committed), so each timer
+still fires exactly once. Each case's lock is held until its batch commits,
+which is why batches stay small; on SQLite (one writer, whose lock the API
+waits for) every firing is its own transaction (`fire_batch` 1). Leases expire, so the timers of a worker that died
 are taken over by another. The scheduler reads the application's clock
 (engine.clock): tests travel in time by moving the clock and calling `wakeup()`.
 On a sped-up clock (`ScaledClock`, `flask demo --speed N`) instants stay on
@@ -79,7 +87,7 @@ class TimerService:
     def __init__(self, rt, worker: str | None = None, *, horizon_seconds: float = 10.0,
                  refill_seconds: float = 1.0, fresh_window_seconds: float = 5.0, batch: int = 20000,
                  backlog_batch: int = 200, fresh_limit: int = 50, threads: int | None = None, outbox=None,
-                 heartbeat_seconds: float = 5.0):
+                 heartbeat_seconds: float = 5.0, fire_batch: int | None = None):
         self.rt = rt
         self.outbox = outbox  # an engine.services.outbox.Dispatcher run as a job here (embedded), or None
         self.worker = worker or worker_name()
@@ -90,6 +98,9 @@ class TimerService:
         self.backlog_batch = backlog_batch
         self.fresh_limit = fresh_limit
         self.heartbeat_seconds = heartbeat_seconds
+        if fire_batch is None:
+            fire_batch = 1 if rt.db.is_sqlite else int(os.environ.get("TIMER_FIRE_BATCH", "8"))
+        self.fire_batch = max(1, fire_batch)
         # SQLite has one writer at a time: more firing threads would only queue on its lock.
         self.threads = threads or (1 if rt.db.is_sqlite else 2)
         self._lock = threading.Lock()
@@ -214,19 +225,66 @@ class TimerService:
     def _fire_loop(self) -> None:
         while not self._stopping.is_set():
             try:
-                priority, when, _, timer_id, case_id = self._queue.get(timeout=0.2)
+                first = self._queue.get(timeout=0.2)
             except queue.Empty:
                 continue
-            outcome = self._fire_once(timer_id)
-            if outcome == "unavailable":  # still leased to us: try again when the database answers
+            items = self._batch(first)
+            outcomes = self._fire_many([item[3] for item in items])
+            if outcomes is None:  # still leased to us: try again when the database answers
                 self._stopping.wait(self._unavailable(self._last_outage))
-                self._queue.put((priority, when, next(self._seq), timer_id, case_id))
+                for priority, when, _, timer_id, case_id in items:
+                    self._queue.put((priority, when, next(self._seq), timer_id, case_id))
                 continue
             self._available()
+            for (_, when, _, timer_id, case_id), outcome in zip(items, outcomes):
+                try:
+                    self._done(timer_id, case_id, when, outcome)
+                except DatabaseUnavailable as exc:  # could not give the lease back: it expires by itself
+                    self._unavailable(exc)
+
+    def _batch(self, first) -> list:
+        """`first` and up to fire_batch - 1 more due items of other cases, in queue order."""
+        items, cases = [first], {first[4]}
+        while len(items) < self.fire_batch:
             try:
-                self._done(timer_id, case_id, when, outcome)
-            except DatabaseUnavailable as exc:  # could not give the lease back: it expires by itself
-                self._unavailable(exc)
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item[4] in cases:  # the same case twice in one transaction: leave it for the next one
+                self._queue.put(item)
+                break
+            items.append(item)
+            cases.add(item[4])
+        return items
+
+    def _fire_many(self, timer_ids: list[int]) -> list[str] | None:
+        """The outcome of each firing, or None when the database is unavailable (nothing was committed)."""
+        if len(timer_ids) == 1:
+            outcome = self._fire_once(timer_ids[0])
+            return None if outcome == "unavailable" else [outcome]
+        try:
+            with self.rt.db.atomic():
+                outcomes = [self._fire_in_batch(timer_id) for timer_id in timer_ids]
+        except DatabaseUnavailable as exc:
+            self._last_outage = exc
+            return None
+        except Exception:  # the commit itself failed: nothing of the batch holds; fire them one by one
+            log.exception("a batch of %d timer firings failed to commit; firing them one by one", len(timer_ids))
+            outcomes = [self._fire_once(timer_id) for timer_id in timer_ids]
+            return None if "unavailable" in outcomes else outcomes
+        return outcomes
+
+    def _fire_in_batch(self, timer_id: int) -> str:
+        try:
+            return fire_timer(self.rt, timer_id, self.worker)
+        except DatabaseUnavailable:
+            raise  # the whole batch waits and is tried again
+        except CaseError as exc:
+            log.error("timer %s could not fire: %s", timer_id, exc.message)
+            return "failed"
+        except Exception:  # one broken case must not stop the others (its savepoint was rolled back)
+            log.exception("timer %s raised", timer_id)
+            return "error"
 
     # -- database outages --------------------------------------------------------------
 
