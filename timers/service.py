@@ -52,13 +52,14 @@ from datetime import timedelta, timezone
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers import base as aps_base
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.exc import SQLAlchemyError
 
 from engine import clock
 from engine.core.timers import claim_timers, release_timers
 from engine.errors import CaseError, DatabaseUnavailable
 from engine.services import heartbeat
 from engine.services.cases import fire_timer
-from engine.store.db import Backoff
+from engine.store.db import Backoff, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +259,11 @@ class TimerService:
         return items
 
     def _fire_many(self, timer_ids: list[int]) -> list[str] | None:
-        """The outcome of each firing, or None when the database is unavailable (nothing was committed)."""
+        """The outcome of each firing, or None when the database is unavailable (nothing was committed).
+
+        Any database error inside a batch ends the batch (rolled back whole); its timers are then
+        fired one by one, each in its own transaction, as without batching.
+        """
         if len(timer_ids) == 1:
             outcome = self._fire_once(timer_ids[0])
             return None if outcome == "unavailable" else [outcome]
@@ -268,8 +273,12 @@ class TimerService:
         except DatabaseUnavailable as exc:
             self._last_outage = exc
             return None
-        except Exception:  # the commit itself failed: nothing of the batch holds; fire them one by one
-            log.exception("a batch of %d timer firings failed to commit; firing them one by one", len(timer_ids))
+        except Exception as exc:
+            if is_unavailable(exc):
+                self._last_outage = self.rt.db.unavailable(exc)
+                return None
+            log.warning("a batch of %d timer firings failed (%s); firing them one by one", len(timer_ids),
+                        type(exc).__name__)
             outcomes = [self._fire_once(timer_id) for timer_id in timer_ids]
             return None if "unavailable" in outcomes else outcomes
         return outcomes
@@ -277,8 +286,8 @@ class TimerService:
     def _fire_in_batch(self, timer_id: int) -> str:
         try:
             return fire_timer(self.rt, timer_id, self.worker)
-        except DatabaseUnavailable:
-            raise  # the whole batch waits and is tried again
+        except (DatabaseUnavailable, SQLAlchemyError):
+            raise  # the database, not the case: the whole batch is rolled back and tried again
         except CaseError as exc:
             log.error("timer %s could not fire: %s", timer_id, exc.message)
             return "failed"
