@@ -7,6 +7,10 @@ database engine, no session, no scheduler) is built at import time.
 Environment:
   DATABASE_URL   SQLAlchemy URL (default: SQLite file instance/dispute.db)
   LOG_LEVEL      default INFO
+  LOG_FORMAT     text (default) or json (one JSON object a line, with the request id; `flask serve` sets json)
+  TIMER_HEARTBEAT_MAX_AGE  seconds since a timer worker's last heartbeat before /readyz says 503 (default 30)
+  DATABASE_POOL_SIZE, DATABASE_MAX_OVERFLOW  PostgreSQL connections per process (default 10 and 20)
+  PROMETHEUS_MULTIPROC_DIR  where gunicorn workers share /metrics counters (`flask serve` sets one)
   TIME_ZONE      default Asia/Shanghai (working days and case numbers)
   PROCESSES_DIR  default ./processes
   DEMO_TOKEN_FILE  where `flask demo` keeps the demo users' tokens (default instance/demo_tokens.tsv)
@@ -24,6 +28,7 @@ from flask import Flask
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 
+from engine.logcontext import configure_logging
 from engine.store import Base
 from engine.store.db import engine_options
 
@@ -42,6 +47,8 @@ def _config_from_env(app: Flask) -> dict:
     return {
         "SQLALCHEMY_DATABASE_URI": url,
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),
+        "TIMER_HEARTBEAT_MAX_AGE": float(os.environ.get("TIMER_HEARTBEAT_MAX_AGE", "30")),
         "TIME_ZONE": os.environ.get("TIME_ZONE", "Asia/Shanghai"),
         "PROCESSES_DIR": os.environ.get("PROCESSES_DIR", str(ROOT / "processes")),
         "DEMO_TOKEN_FILE": os.environ.get("DEMO_TOKEN_FILE") or str(Path(app.instance_path) / "demo_tokens.tsv"),
@@ -60,9 +67,12 @@ def create_app(config: dict | None = None) -> Flask:
     if config:
         app.config.update(config)
     url = app.config["SQLALCHEMY_DATABASE_URI"]
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url, app.config["SQLITE_BUSY_TIMEOUT"]))
-    logging.basicConfig(level=app.config["LOG_LEVEL"],
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = engine_options(url, app.config["SQLITE_BUSY_TIMEOUT"])
+    if "pool_size" in options:  # PostgreSQL: sizes per process (README: Production serving)
+        options.update(pool_size=int(os.environ.get("DATABASE_POOL_SIZE", options["pool_size"])),
+                       max_overflow=int(os.environ.get("DATABASE_MAX_OVERFLOW", options["max_overflow"])))
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     # SpiffWorkflow's task logger prints task data (personal data) at DEBUG: keep it quiet.
     logging.getLogger("spiff").setLevel(logging.WARNING)
 

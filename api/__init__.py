@@ -25,7 +25,7 @@ DEFAULTS = {
     "OPENAPI_SWAGGER_UI_CONFIG": {"validatorUrl": None},
     "API_SPEC_OPTIONS": {
         "security": [{"bearerAuth": []}],
-        "info": {"description": "Every endpoint but /healthz, the OpenAPI document, its UI and public "
+        "info": {"description": "Every endpoint but /healthz, /readyz, /metrics, the OpenAPI document, its UI and public "
                                 "tracking needs 'Authorization: Bearer <token>' (`flask users token NAME`). Every "
                                 "text a request carries must be storable: a NUL character or a lone surrogate "
                                 "escape (\\ud800) anywhere is a 422 naming the field (the pattern on each "
@@ -63,11 +63,12 @@ BLUEPRINTS = (
     "admin",
     "incidents",
     "outbox",
+    "ops",
 )
 
 
 def init_app(app):
-    from api import contract, docs, errors, limits, open311
+    from api import contract, docs, errors, limits, open311, ops
     from api.idempotency import IdempotencyDoc
 
     for key, value in DEFAULTS.items():
@@ -88,4 +89,5 @@ def init_app(app):
     app.register_blueprint(open311.bp)  # GeoReport v2 fixes its own formats: not part of the OpenAPI document
     errors.init_app(app)
     limits.init_app(app)
+    ops.init_app(app)
     app.extensions["dispute_api"] = api

@@ -1,6 +1,6 @@
 """Timer benchmark: N pending timers, M of them due at the same instant, fired by 1 or more workers.
 
-    python bench/timers_bench.py [--pending 100000] [--burst 10000] [--workers 1] [--db-url URL]
+    python bench/timers_bench.py [--pending 100000] [--burst 10000] [--workers 1] [--fire-batch N] [--db-url URL]
 
 Builds N pending timers as real cases waiting for sign-for (two timers each:
 warning and deadline), made by cloning one real case with fresh task ids and
@@ -8,7 +8,10 @@ the chosen due instants. M timers come due together (the burst); `--steady`
 more come due one by one over the following `--window` seconds; the rest stay
 pending far in the future. Real `flask timers run` worker processes then fire
 them. Prints timers fired/s, lag (actual − due) p50/p99 for the burst and for
-the timers that are not part of it, and double fires (must be 0).
+the timers that are not part of it, double fires (must be 0) and cases whose
+timers fired out of their due order (must be 0). `--fire-batch 1` fires one
+timer per transaction (as before batching); the default is the workers' own
+(TIMER_FIRE_BATCH, 8 on PostgreSQL).
 """
 from __future__ import annotations
 
@@ -125,6 +128,7 @@ def main(argv=None):
     parser.add_argument("--steady", type=int, default=1_000, help="timers due one by one after the burst")
     parser.add_argument("--window", type=float, default=30.0, help="seconds over which the steady timers fall due")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--fire-batch", type=int, default=None, help="due timers per transaction (TIMER_FIRE_BATCH)")
     parser.add_argument("--db-url", default=None)
     args = parser.parse_args(argv)
 
@@ -137,6 +141,8 @@ def main(argv=None):
         with rt.db.write() as s:  # the template case's own timers would only add noise
             s.execute(sa.delete(CaseTimer).where(CaseTimer.due_at < start_at))
         env = dict(os.environ, DATABASE_URL=url, LOG_LEVEL="WARNING")
+        if args.fire_batch is not None:
+            env["TIMER_FIRE_BATCH"] = str(args.fire_batch)
         procs = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "timers", "run",
                                    "--worker", f"bench{i}"], cwd=ROOT, env=env) for i in range(args.workers)]
         expected = args.burst + args.steady
@@ -155,11 +161,19 @@ def main(argv=None):
         for p in procs:
             p.wait(timeout=60)
         with rt.db.read() as s:
-            events = s.execute(sa.select(CaseEvent.task_id, CaseEvent.payload)
-                               .where(CaseEvent.type == "timer_fired")).all()
+            events = s.execute(sa.select(CaseEvent.task_id, CaseEvent.payload, CaseEvent.case_id, CaseEvent.seq)
+                               .where(CaseEvent.type == "timer_fired")
+                               .order_by(CaseEvent.case_id, CaseEvent.seq)).all()
             left_due = s.scalar(sa.select(sa.func.count()).select_from(CaseTimer)
                                 .where(CaseTimer.due_at <= end_of_window))
         doubles = sum(1 for c in Counter(e.task_id for e in events).values() if c > 1)
+        last_due: dict = {}
+        out_of_order = set()
+        for e in events:  # in each case's own order (seq): the due instants never go back
+            due = datetime.fromisoformat(e.payload["due_at"])
+            if e.case_id in last_due and due < last_due[e.case_id]:
+                out_of_order.add(e.case_id)
+            last_due[e.case_id] = due
         lags_burst, lags_steady, fired_times = [], [], []
         for e in events:
             due = datetime.fromisoformat(e.payload["due_at"])
@@ -168,7 +182,8 @@ def main(argv=None):
             (lags_burst if due == start_at else lags_steady).append((at - due).total_seconds())
         span = (max(fired_times) - start_at).total_seconds() if fired_times else float("nan")
         burst_span = max(lags_burst) if lags_burst else float("nan")
-        print(f"database              {rt.db.engine.dialect.name}, {args.workers} worker(s)")
+        batch = args.fire_batch if args.fire_batch is not None else os.environ.get("TIMER_FIRE_BATCH", "default")
+        print(f"database              {rt.db.engine.dialect.name}, {args.workers} worker(s), fire batch {batch}")
         print(f"pending timers        {args.pending} ({args.burst} due at once, {args.steady} steady)")
         print(f"fired                 {len(events)} of {expected} (due ones left unfired: {left_due})")
         print(f"burst drained in      {burst_span:.2f} s  ->  {len(lags_burst) / burst_span:.0f} timers/s")
@@ -176,6 +191,7 @@ def main(argv=None):
         print(f"lag burst  p50/p99    {_pct(lags_burst, 50):.2f} / {_pct(lags_burst, 99):.2f} s")
         print(f"lag others p50/p99    {_pct(lags_steady, 50):.2f} / {_pct(lags_steady, 99):.2f} s")
         print(f"double fires          {doubles}")
+        print(f"cases out of order    {len(out_of_order)} of {len(last_due)}")
         _ = statistics
     finally:
         if cleanup:

@@ -1,7 +1,12 @@
 """`flask serve`, `flask demo` and `flask training init`: set up the database and processes, then serve the API
-(with the embedded timer service), on the real clock or, on a demo or training instance, a sped-up one."""
+(with the timer service), on the real clock or, on a demo or training instance, a sped-up one.
+
+`flask serve` is the production server: gunicorn workers and the timer service once beside them
+(cli.production). `flask demo` keeps the simple path: one process, Werkzeug's threaded server and the
+embedded timer service."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -18,11 +23,20 @@ SPEED = click.option("--speed", default=1.0, type=click.FloatRange(min=0, min_op
 @click.command("serve")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
-@click.option("--timers/--no-timers", default=True, help="Run the timer service inside the server (embedded).")
+@click.option("--timers/--no-timers", default=True,
+              help="Run the timer service beside the API (once, in this process); --no-timers when "
+                   "`flask timers run` workers fire them elsewhere.")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="gunicorn worker processes [default: $WEB_CONCURRENCY, else 1 on SQLite and the number of cores "
+                   "on PostgreSQL]")
+@click.option("--threads", default=None, type=click.IntRange(min=1),
+              help="Threads per worker [default: $SERVE_THREADS, else 4]")
+@click.option("--graceful-timeout", default=30, type=click.IntRange(min=1), show_default=True,
+              help="Seconds a stopping worker gets to finish the requests in flight.")
 @SPEED
 @with_appcontext
-def serve_command(host, port, timers, speed):
-    """Set up the database, deploy the processes, and serve the API (embedded mode)."""
+def serve_command(host, port, timers, workers, threads, graceful_timeout, speed):
+    """Set up the database, deploy the processes, and serve the API with gunicorn (cli.production)."""
     from engine.services.instance import PRACTICE, instance_purpose
 
     if speed != 1 and not timers:
@@ -33,7 +47,12 @@ def serve_command(host, port, timers, speed):
         fail(f"--speed is only for an instance created for demo or training; this one is {purpose} "
              "(create one with `flask demo` or `flask training init` on a new database)", code=2)
     _prepare()
-    _serve(host, port, timers, speed)
+    # SQLite has one writer whichever the process: one worker whose threads queue in order (FairLock) beats
+    # several whose writers race for the file lock; PostgreSQL takes a worker per core.
+    default_workers = 1 if runtime().db.is_sqlite else (os.cpu_count() or 2)
+    workers = workers or int(os.environ.get("WEB_CONCURRENCY") or default_workers)
+    threads = threads or int(os.environ.get("SERVE_THREADS") or 4)
+    raise SystemExit(_serve_production(host, port, timers, speed, workers, threads, graceful_timeout))
 
 
 @click.command("demo")
@@ -141,6 +160,34 @@ def _serve(host: str, port: int, timers: bool, speed: float = 1.0) -> None:
     finally:
         if service is not None:
             service.stop()
+
+
+def _serve_production(host, port, timers, speed, workers, threads, graceful_timeout) -> int:
+    from cli import production
+    from engine import logcontext
+
+    app = current_app._get_current_object()
+    if not os.environ.get("LOG_FORMAT"):  # production logs are JSON lines unless told otherwise
+        app.config["LOG_FORMAT"] = "json"
+    # After the migrations' fileConfig: our handler and format back, every logger enabled again.
+    logcontext.configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"], force=True)
+    _install_clock(speed)
+
+    def start_timers():
+        if not timers:
+            return None
+        from timers import TimerService
+
+        from cli.outbox import build_dispatcher
+
+        outbox = build_dispatcher(app)
+        service = TimerService(runtime(), outbox=outbox).start()
+        click.echo(f"timer service {service.worker} running (once, beside {workers} API worker(s)), delivering "
+                   f"notifications by {', '.join(sorted(outbox.channels))}", err=True)
+        return service.stop
+
+    click.echo(f"serving on http://{host}:{port} with gunicorn: {workers} worker(s) x {threads} thread(s)", err=True)
+    return production.run(app, production.options(app, host, port, workers, threads, graceful_timeout), start_timers)
 
 
 def _install_clock(speed: float) -> None:

@@ -6,7 +6,7 @@ engine, the processes directory and the handler registry and returns a
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -32,6 +32,7 @@ class Runtime:
     processes_dir: Path
     tz: ZoneInfo
     org_cache: object = None  # engine.services.org_cache.OrgCache: the organisation snapshot, kept fresh
+    observers: list = field(default_factory=list)  # (operation, seconds, outcome) callables: engine.services.observe
 
 
 def build_runtime(engine: Engine, processes_dir: Path, handlers: dict, tz: str = "Asia/Shanghai",

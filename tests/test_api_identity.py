@@ -72,6 +72,7 @@ def test_openapi_document_and_swagger_ui(client):
         "POST /api/v1/admin/users/{username}/tokens",
         "GET /api/v1/incidents", "GET /api/v1/incidents/{incident_id}", "POST /api/v1/incidents/{incident_id}/retry",
         "GET /api/v1/cases/{case_no}/notifications", "GET /api/v1/outbox", "POST /api/v1/outbox/{message_id}/retry",
+        "GET /readyz", "GET /metrics",
     }
     assert spec["paths"]["/api/v1/intake"]["post"]["security"] == [{"apiKey": []}]
     assert spec["paths"]["/healthz"]["get"]["security"] == []

@@ -13,8 +13,18 @@ each. Each refill leases, with `engine.core.timers.claim_timers`:
   stopped), at most `backlog_batch` in flight, at the lowest priority and in
   due order,
 so that neither a burst nor a backlog delays the timers coming due now.
+Every `heartbeat_seconds` (real time) the worker writes its heartbeat
+(engine.services.heartbeat), which `/readyz` and `/metrics` read.
 Timers of one case due at one instant share one firing (the case fires all
-its due timers at once). Leases expire, so the timers of a worker that died
+its due timers at once). On PostgreSQL a firing thread takes up to
+`fire_batch` due timers of different cases off the queue at once and fires
+them in one transaction (`Database.atomic()`: each firing a savepoint, one
+commit for all), so a burst pays one commit per batch rather than per timer;
+a firing that fails rolls back its own savepoint only, and a batch whose
+commit fails is retried whole (nothing of it was committed), so each timer
+still fires exactly once. Each case's lock is held until its batch commits,
+which is why batches stay small; on SQLite (one writer, whose lock the API
+waits for) every firing is its own transaction (`fire_batch` 1). Leases expire, so the timers of a worker that died
 are taken over by another. The scheduler reads the application's clock
 (engine.clock): tests travel in time by moving the clock and calling `wakeup()`.
 On a sped-up clock (`ScaledClock`, `flask demo --speed N`) instants stay on
@@ -42,12 +52,14 @@ from datetime import timedelta, timezone
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers import base as aps_base
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.exc import SQLAlchemyError
 
 from engine import clock
 from engine.core.timers import claim_timers, release_timers
 from engine.errors import CaseError, DatabaseUnavailable
+from engine.services import heartbeat
 from engine.services.cases import fire_timer
-from engine.store.db import Backoff
+from engine.store.db import Backoff, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +67,7 @@ log = logging.getLogger(__name__)
 aps_base.datetime = clock._ClockedDatetime
 # "skipped: maximum number of running instances reached" for a slow refill is expected, not a warning.
 logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)  # "Running job ..." every second
 
 FRESH, BURST, BACKLOG = 0, 1, 2
 
@@ -74,7 +87,8 @@ def worker_name() -> str:
 class TimerService:
     def __init__(self, rt, worker: str | None = None, *, horizon_seconds: float = 10.0,
                  refill_seconds: float = 1.0, fresh_window_seconds: float = 5.0, batch: int = 20000,
-                 backlog_batch: int = 200, fresh_limit: int = 50, threads: int | None = None, outbox=None):
+                 backlog_batch: int = 200, fresh_limit: int = 50, threads: int | None = None, outbox=None,
+                 heartbeat_seconds: float = 5.0, fire_batch: int | None = None):
         self.rt = rt
         self.outbox = outbox  # an engine.services.outbox.Dispatcher run as a job here (embedded), or None
         self.worker = worker or worker_name()
@@ -84,6 +98,10 @@ class TimerService:
         self.batch = batch
         self.backlog_batch = backlog_batch
         self.fresh_limit = fresh_limit
+        self.heartbeat_seconds = heartbeat_seconds
+        if fire_batch is None:
+            fire_batch = 1 if rt.db.is_sqlite else int(os.environ.get("TIMER_FIRE_BATCH", "8"))
+        self.fire_batch = max(1, fire_batch)
         # SQLite has one writer at a time: more firing threads would only queue on its lock.
         self.threads = threads or (1 if rt.db.is_sqlite else 2)
         self._lock = threading.Lock()
@@ -116,6 +134,9 @@ class TimerService:
         every = clock.get_clock().span(timedelta(seconds=self.refill_seconds))
         self.scheduler.add_job(self.refill, "interval", seconds=every.total_seconds(), id="refill",
                                next_run_time=clock.now())
+        beat_every = clock.get_clock().span(timedelta(seconds=self.heartbeat_seconds))
+        self.scheduler.add_job(self.beat, "interval", seconds=beat_every.total_seconds(), id="heartbeat",
+                               next_run_time=clock.now())
         if self.outbox is not None:
             self.scheduler.add_job(self.outbox.run_until_idle, "interval", seconds=self.outbox.settings.poll_seconds,
                                    id="outbox", next_run_time=clock.now())
@@ -133,8 +154,16 @@ class TimerService:
         self._threads.clear()
         try:
             release_timers(self.rt, self.worker)
-        except Exception:  # shutting down: the leases expire by themselves
+            heartbeat.forget(self.rt, self.worker)
+        except Exception:  # shutting down: the leases and the heartbeat expire by themselves
             log.warning("could not release the timer leases of %s", self.worker, exc_info=True)
+
+    def beat(self) -> None:
+        """Say this worker is alive (a missed beat during an outage is simply late)."""
+        try:
+            heartbeat.beat(self.rt, self.worker)
+        except DatabaseUnavailable as exc:
+            self._unavailable(exc)
 
     def wakeup(self) -> None:
         """Re-read the clock now (tests move the clock, then call this)."""
@@ -197,19 +226,74 @@ class TimerService:
     def _fire_loop(self) -> None:
         while not self._stopping.is_set():
             try:
-                priority, when, _, timer_id, case_id = self._queue.get(timeout=0.2)
+                first = self._queue.get(timeout=0.2)
             except queue.Empty:
                 continue
-            outcome = self._fire_once(timer_id)
-            if outcome == "unavailable":  # still leased to us: try again when the database answers
+            items = self._batch(first)
+            outcomes = self._fire_many([item[3] for item in items])
+            if outcomes is None:  # still leased to us: try again when the database answers
                 self._stopping.wait(self._unavailable(self._last_outage))
-                self._queue.put((priority, when, next(self._seq), timer_id, case_id))
+                for priority, when, _, timer_id, case_id in items:
+                    self._queue.put((priority, when, next(self._seq), timer_id, case_id))
                 continue
             self._available()
+            for (_, when, _, timer_id, case_id), outcome in zip(items, outcomes):
+                try:
+                    self._done(timer_id, case_id, when, outcome)
+                except DatabaseUnavailable as exc:  # could not give the lease back: it expires by itself
+                    self._unavailable(exc)
+
+    def _batch(self, first) -> list:
+        """`first` and up to fire_batch - 1 more due items of other cases, in queue order."""
+        items, cases = [first], {first[4]}
+        while len(items) < self.fire_batch:
             try:
-                self._done(timer_id, case_id, when, outcome)
-            except DatabaseUnavailable as exc:  # could not give the lease back: it expires by itself
-                self._unavailable(exc)
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item[4] in cases:  # the same case twice in one transaction: leave it for the next one
+                self._queue.put(item)
+                break
+            items.append(item)
+            cases.add(item[4])
+        return items
+
+    def _fire_many(self, timer_ids: list[int]) -> list[str] | None:
+        """The outcome of each firing, or None when the database is unavailable (nothing was committed).
+
+        Any database error inside a batch ends the batch (rolled back whole); its timers are then
+        fired one by one, each in its own transaction, as without batching.
+        """
+        if len(timer_ids) == 1:
+            outcome = self._fire_once(timer_ids[0])
+            return None if outcome == "unavailable" else [outcome]
+        try:
+            with self.rt.db.atomic():
+                outcomes = [self._fire_in_batch(timer_id) for timer_id in timer_ids]
+        except DatabaseUnavailable as exc:
+            self._last_outage = exc
+            return None
+        except Exception as exc:
+            if is_unavailable(exc):
+                self._last_outage = self.rt.db.unavailable(exc)
+                return None
+            log.warning("a batch of %d timer firings failed (%s); firing them one by one", len(timer_ids),
+                        type(exc).__name__)
+            outcomes = [self._fire_once(timer_id) for timer_id in timer_ids]
+            return None if "unavailable" in outcomes else outcomes
+        return outcomes
+
+    def _fire_in_batch(self, timer_id: int) -> str:
+        try:
+            return fire_timer(self.rt, timer_id, self.worker)
+        except (DatabaseUnavailable, SQLAlchemyError):
+            raise  # the database, not the case: the whole batch is rolled back and tried again
+        except CaseError as exc:
+            log.error("timer %s could not fire: %s", timer_id, exc.message)
+            return "failed"
+        except Exception:  # one broken case must not stop the others (its savepoint was rolled back)
+            log.exception("timer %s raised", timer_id)
+            return "error"
 
     # -- database outages --------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from engine.rules.forms import validate as validate_form
 from engine.rules.intake import IntakeSchema
 from engine.rules.status import CaseStatus, TaskRowState
 from engine.services import incidents
+from engine.services.observe import observed
 from engine.services.tracking import issue_tracking_code
 from engine.services.views import case_summary, case_view, event_view, open_rows_by_case, task_view
 from engine.store.client_models import CaseSource
@@ -166,6 +167,7 @@ def validate_intake(rt, intake: dict, now=None) -> tuple[dict, object]:
     return data, placement
 
 
+@observed("start_case")
 @incidents.records_gaps
 @_commit_guard
 def start_case(rt, intake: dict, actor: str | None = None, *, user=None, source: dict | None = None) -> dict:
@@ -227,6 +229,7 @@ def start_case(rt, intake: dict, actor: str | None = None, *, user=None, source:
         return dict(case_view(session, case, include_tasks=True, open_rows=op.open_task_rows()), tracking_code=code)
 
 
+@observed("complete_task")
 @incidents.records_gaps
 @_commit_guard
 def complete_task(rt, task_id: str, data: dict, actor: str | None = None, expected_version: int | None = None,
@@ -304,6 +307,7 @@ def case_events(rt, case_no: str, user=None) -> list[dict]:
         return [event_view(e, masked=masked) for e in rows]
 
 
+@observed("fire_timer")
 def fire_timer(rt, timer_id: int, worker: str, *, retry_of: int | None = None) -> str:
     """Fire a due timer (and any other due timer of its case) in one unit of work.
 

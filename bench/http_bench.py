@@ -1,0 +1,214 @@
+"""HTTP benchmark: full standard cases through the JSON API of a real served app, from a separate process.
+
+    python bench/http_bench.py [--db sqlite,postgresql] [--clients 1,4,16] [--seconds 10]
+                               [--serve-args "--workers 2 --threads 4"] [--root DIR] [--pg-url URL]
+
+For each database (a fresh SQLite file, or a schema of its own in PostgreSQL:
+bench.databases) it starts `flask serve --port P SERVE_ARGS` as its own
+process (gunicorn workers and the timer service, as in production), loads the
+demo users (`flask seed demo`), then for each client count runs that many
+clients (threads of this process, each with a keep-alive connection) for
+`--seconds`: each client registers a case as the acceptor (POST /api/v1/cases)
+and completes the standard procedure's five tasks, each as its own demo user
+(POST /api/v1/tasks/{id}/complete: mediate, sign for, handle, approve,
+evaluate), the next task read from the previous answer. Prints, per client
+count: task completions/s, cases/s, requests/s, and p50/p99 of a completion
+and of an intake, in ms; any non-2xx answer is counted and shown.
+
+`--root /work/main --serve-args ""` serves another checkout the same way
+(main's `flask serve`: the development server), for before/after figures.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.databases import bench_database  # noqa: E402
+from tests.api_support import STEPS, intake_body  # noqa: E402
+
+PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PROCEDURE = ("mediate", "sign_for", "handle", "approve", "evaluate")
+
+
+def _pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] if values else float("nan")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Client:
+    """One keep-alive connection; `call` returns (status, body, seconds)."""
+
+    def __init__(self, port: int, tokens: dict):
+        self.port, self.tokens = port, tokens
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def call(self, method: str, path: str, user: str, body=None):
+        headers = {"Authorization": f"Bearer {self.tokens[user]}", "Content-Type": "application/json"}
+        data = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
+        started = time.perf_counter()
+        for attempt in (0, 1):
+            try:
+                self.conn.request(method, path, body=data, headers=headers)
+                resp = self.conn.getresponse()
+                raw = resp.read()
+                break
+            except (http.client.HTTPException, ConnectionError):
+                self.conn.close()  # the server closed a kept-alive connection: one new one
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                if attempt:
+                    raise
+        return resp.status, (json.loads(raw) if raw else None), time.perf_counter() - started
+
+
+def run_clients(port: int, tokens: dict, clients: int, seconds: float) -> dict:
+    stop = threading.Event()
+    lock = threading.Lock()
+    out = {"completion": [], "intake": [], "cases": 0, "errors": {}, "requests": 0}
+
+    def one():
+        client = Client(port, tokens)
+        completion, intake, cases, requests, errors = [], [], 0, 0, {}
+        while not stop.is_set():
+            status, case, took = client.call("POST", "/api/v1/cases", "yjp_acceptor", intake_body())
+            requests += 1
+            if status != 201:
+                errors[f"intake {status}"] = errors.get(f"intake {status}", 0) + 1
+                continue
+            intake.append(took)
+            ok = True
+            for element in PROCEDURE:
+                task = case["open_tasks"][0]
+                user, data = STEPS[element]
+                status, case, took = client.call("POST", f"/api/v1/tasks/{task['id']}/complete", user,
+                                                 {"data": data})
+                requests += 1
+                if status != 200:
+                    errors[f"{element} {status}"] = errors.get(f"{element} {status}", 0) + 1
+                    ok = False
+                    break
+                completion.append(took)
+            cases += ok
+        with lock:
+            out["completion"] += completion
+            out["intake"] += intake
+            out["cases"] += cases
+            out["requests"] += requests
+            for k, v in errors.items():
+                out["errors"][k] = out["errors"].get(k, 0) + v
+
+    threads = [threading.Thread(target=one, daemon=True) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join(timeout=120)
+    out["elapsed"] = time.perf_counter() - started
+    return out
+
+
+def serve(root: Path, db_url: str, serve_args: list[str], workdir: Path):
+    port = _free_port()
+    env = dict(os.environ, DATABASE_URL=db_url, LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
+               DEMO_TOKEN_FILE=str(workdir / "tokens.tsv"))
+    log = open(workdir / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "serve", "--port", str(port),
+                             *serve_args], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the server did not start:\n{(workdir / 'server.log').read_text()[-3000:]}")
+        time.sleep(0.2)
+    seed = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "seed", "demo", "--token-file",
+                           str(workdir / "tokens.tsv")], cwd=root, env=env, capture_output=True, text=True)
+    if seed.returncode:
+        raise SystemExit(f"seed demo failed: {seed.stderr[-2000:]}")
+    tokens = dict(line.split("\t") for line in (workdir / "tokens.tsv").read_text().splitlines())
+    return proc, port, tokens, log
+
+
+def bench(database: str, args) -> list[dict]:
+    url, cleanup = bench_database(None if database == "sqlite" else args.pg_url, "http-bench")
+    workdir = Path(tempfile.mkdtemp(prefix="http-bench-"))
+    proc, port, tokens, log = serve(Path(args.root), url, args.serve_args.split(), workdir)
+    rows = []
+    try:
+        run_clients(port, tokens, 2, args.warmup)  # warm the workers (imports, definitions, pools)
+        for clients in args.clients:
+            r = run_clients(port, tokens, clients, args.seconds)
+            done = len(r["completion"])
+            rows.append({"db": database, "clients": clients, "completions_s": done / r["elapsed"],
+                         "cases_s": r["cases"] / r["elapsed"], "requests_s": r["requests"] / r["elapsed"],
+                         "p50": _pct(r["completion"], 50) * 1000, "p99": _pct(r["completion"], 99) * 1000,
+                         "intake_p50": _pct(r["intake"], 50) * 1000, "intake_p99": _pct(r["intake"], 99) * 1000,
+                         "errors": r["errors"]})
+            row = rows[-1]
+            print(f"{database:10} {clients:3} clients  {row['completions_s']:7.1f} completions/s  "
+                  f"{row['cases_s']:6.1f} cases/s  {row['requests_s']:7.1f} req/s  completion p50 "
+                  f"{row['p50']:6.1f} ms p99 {row['p99']:6.1f} ms  intake p50 {row['intake_p50']:6.1f} ms "
+                  f"p99 {row['intake_p99']:6.1f} ms{'  errors ' + str(row['errors']) if row['errors'] else ''}",
+                  flush=True)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        if cleanup:
+            cleanup()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
+    parser.add_argument("--clients", default="1,4,16", type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per client count")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--serve-args", default="--workers 2 --threads 4",
+                        help="arguments after `flask serve --port P` (\"\" for a checkout's defaults)")
+    parser.add_argument("--root", default=str(ROOT), help="the checkout to serve (default: this one)")
+    parser.add_argument("--pg-url", default=PG_URL)
+    args = parser.parse_args()
+    print(f"serving {args.root} with `flask serve {args.serve_args}`; {args.seconds:g} s per client count; "
+          f"{os.cpu_count()} cores", flush=True)
+    rows = []
+    for database in [d.strip() for d in args.db.split(",") if d.strip()]:
+        rows += bench(database, args)
+    four = [r for r in rows if r["clients"] == 4]
+    for r in four:
+        print(f"{r['db']}: best {max(x['completions_s'] for x in rows if x['db'] == r['db']):.1f} completions/s; "
+              f"p99 of a completion at 4 clients {r['p99']:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

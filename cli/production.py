@@ -1,0 +1,157 @@
+"""The production server behind `flask serve`: gunicorn workers for the API, the timer service once, beside them.
+
+    flask serve --workers N --threads T     (the same as `gunicorn -w N --threads T 'app:create_app()'`
+                                             plus one `flask timers run`, in one command)
+
+Process tree, started by `run(...)` in the `flask serve` process after the
+schema is upgraded, the processes deployed and the instance's clock installed:
+
+    flask serve            (supervisor: the embedded timer service and outbox dispatcher, exactly once)
+    └── gunicorn master    (its own process group; forks and re-forks the workers)
+        ├── worker 1       (T threads, its own database pool)
+        └── worker N
+
+The workers are forked from the process that created the app, so they serve
+the very app `flask serve` prepared, on the same clock (a demo's sped-up one
+too). The database pool is disposed before any fork. The timer service runs
+in the supervisor, never in a worker, so it runs once however many workers
+there are; it starts only after the fork (no thread is ever forked).
+
+Shutdown: SIGTERM or SIGINT (Ctrl-C) to `flask serve` sends SIGTERM to the
+gunicorn master, which stops accepting connections and lets each worker
+finish its requests in flight (up to `graceful_timeout` seconds); then the
+timer service stops (its leases released) and `flask serve` exits with the
+master's status. Ctrl-C reaches only the supervisor (gunicorn has its own
+process group), so it too is a graceful stop. Should the master die, the
+supervisor stops the timers and exits non-zero.
+
+Metrics: before forking, PROMETHEUS_MULTIPROC_DIR is pointed at a new empty
+directory (unless set), where each worker keeps its counters (api.ops); a
+worker that exits is marked dead there, so `livesum` gauges drop it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import tempfile
+
+import click
+
+
+def prepare_metrics_dir() -> str | None:
+    """A fresh PROMETHEUS_MULTIPROC_DIR for this run, unless one is set; returns the one we made (to remove)."""
+    if "prometheus_client" in sys.modules and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Too late to switch this process to multiprocess mode; the workers import nothing new.
+        click.echo("note: prometheus_client was imported before serve; /metrics counts per worker", err=True)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        os.makedirs(path, exist_ok=True)
+        for name in os.listdir(path):  # counters of an earlier run would be summed with ours
+            if name.endswith(".db"):
+                os.unlink(os.path.join(path, name))
+        return None
+    path = tempfile.mkdtemp(prefix="dispute-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
+
+
+def gunicorn_application(app, options: dict):
+    from gunicorn.app.base import BaseApplication
+
+    class Application(BaseApplication):
+        def load_config(self):
+            for key, value in options.items():
+                if key in self.cfg.settings:
+                    self.cfg.set(key, value)
+
+        def load(self):
+            return app
+
+    return Application()
+
+
+def _child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def options(app, host: str, port: int, workers: int, threads: int, graceful_timeout: int) -> dict:
+    def post_fork(_server, _worker):
+        from app import db
+
+        with app.app_context():
+            db.engine.dispose(close=False)  # the parent's connections (if any) are not this worker's
+
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread" if threads > 1 else "sync",
+        "graceful_timeout": graceful_timeout,
+        "timeout": 120,
+        "keepalive": 5,
+        "post_fork": post_fork,
+        "child_exit": _child_exit,
+        "proc_name": "dispute-api",
+        "control_socket_disable": True,  # one per user by default: two servers on a machine would share it
+    }
+
+
+def run(app, opts: dict, start_timers) -> int:
+    """Fork the gunicorn master, run `start_timers()` (a stop callable, or None) here; returns the exit status."""
+    from app import db
+
+    with app.app_context():
+        db.engine.dispose()
+    made = prepare_metrics_dir()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the gunicorn master
+        code = 0
+        try:
+            os.setpgid(0, 0)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            gunicorn_application(app, opts).run()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+
+    def forward(signum, _frame):
+        try:  # SIGHUP: gunicorn restarts its workers gracefully; anything else: a graceful stop
+            os.kill(pid, signal.SIGHUP if signum == signal.SIGHUP else signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    stop = None
+    try:
+        try:
+            stop = start_timers()
+        except BaseException:
+            forward(signal.SIGTERM, None)
+            os.waitpid(pid, 0)
+            raise
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+    finally:
+        if stop is not None:
+            stop()
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
+    click.echo(f"API server stopped (status {code})", err=True)
+    return code if code >= 0 else 128 - code
