@@ -1,0 +1,182 @@
+"""A process's BPMN diagram as SVG, drawn server-side from its stored diagram information (BPMNDI).
+
+`render_svg` reads the BPMN XML a definition was deployed from (its shapes'
+bounds and its edges' waypoints) and draws every element as an SVG group
+`<g class="bpmn-element <kind> [passed|current|late]" data-element="<id>">`,
+so a page styles the path taken, the current steps and the late ones with
+CSS alone. No script, no external asset: the SVG is inline in the page.
+`path_taken` is the case's side: the elements and flows its event log shows it
+passed through.
+"""
+from __future__ import annotations
+
+from xml.sax.saxutils import escape
+
+from lxml import etree
+
+from engine.core.definitions import safe_xml_parser
+
+NS = {
+    "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
+    "bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI",
+    "dc": "http://www.omg.org/spec/DD/20100524/DC",
+    "di": "http://www.omg.org/spec/DD/20100524/DI",
+}
+EVENTS = {"startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent"}
+GATEWAYS = {"exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway", "complexGateway"}
+MARGIN = 20
+
+
+def path_taken(xml: str | bytes, recorded: set[str], process_id: str | None = None) -> tuple[set[str], set[str]]:
+    """(elements, sequence flows) of the path, from the elements the event log names.
+
+    The log records the steps people and timers act on (user tasks, service
+    calls, timers, the end reached); the automatic elements between them
+    (gateways, script tasks, start and intermediate events) leave no event, so
+    one is on the path when it lies between recorded elements: reachable from
+    one and reaching another through automatic elements only (or the start).
+    The case's workflow state cannot say this: its completed part is compacted
+    away (engine.core.compaction), the event log is the history.
+    """
+    root = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, safe_xml_parser())
+    processes = root.findall("bpmn:process", NS)
+    if process_id is not None:
+        processes = [p for p in processes if p.get("id") == process_id] or processes
+    nodes, flows = {}, []
+    for process in processes:
+        for node in process.iter():
+            if not isinstance(node.tag, str) or not node.get("id"):
+                continue
+            kind = etree.QName(node).localname
+            if kind == "sequenceFlow":
+                flows.append((node.get("id"), node.get("sourceRef"), node.get("targetRef")))
+            else:
+                nodes[node.get("id")] = kind
+    automatic = {n for n, kind in nodes.items() if kind not in RECORDED_KINDS and n not in recorded}
+    starts = {n for n, kind in nodes.items() if kind == "startEvent"} if recorded else set()
+    anchors = (recorded & set(nodes)) | starts
+    forward, backward = {}, {}
+    for _flow, source, target in flows:
+        forward.setdefault(source, []).append(target)
+        backward.setdefault(target, []).append(source)
+
+    def spread(edges) -> set[str]:
+        seen, todo = set(), list(anchors)
+        while todo:
+            for nxt in edges.get(todo.pop(), ()):
+                if nxt in automatic and nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    passed = anchors | (spread(forward) & spread(backward))
+    return passed, {f for f, source, target in flows if source in passed and target in passed}
+
+
+RECORDED_KINDS = {"userTask", "manualTask", "serviceTask", "callActivity", "endEvent", "boundaryEvent",
+                  "intermediateCatchEvent"}
+
+
+def _kind(node) -> str:
+    return etree.QName(node).localname if node is not None else "unknown"
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    per_line = max(4, width // 13)
+    return [text[i:i + per_line] for i in range(0, len(text), per_line)][:3]
+
+
+def _text(x: float, y: float, text: str, width: int, cls: str = "label") -> str:
+    lines = _wrap(text, width)
+    top = y - (len(lines) - 1) * 7
+    return "".join(f'<text class="{cls}" x="{x:.0f}" y="{top + i * 14:.0f}" text-anchor="middle" '
+                   f'dominant-baseline="middle">{escape(line)}</text>' for i, line in enumerate(lines))
+
+
+def render_svg(xml: str | bytes, classes: dict[str, set[str]] | None = None, process_id: str | None = None) -> str:
+    """The diagram of the BPMN XML as one `<svg>`; `classes` adds CSS classes per element id."""
+    classes = classes or {}
+    root = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, safe_xml_parser())
+    elements = {n.get("id"): n for n in root.iter() if isinstance(n.tag, str) and n.get("id")}
+    planes = root.findall(".//bpmndi:BPMNPlane", NS)
+    if process_id is not None:
+        wanted = {process_id} | {p.get("id") for p in root.findall(".//bpmn:participant", NS)
+                                 if p.get("processRef") == process_id}
+        planes = [p for p in planes if p.get("bpmnElement") in wanted
+                  or elements.get(p.get("bpmnElement")) is not None
+                  and _kind(elements[p.get("bpmnElement")]) == "collaboration"] or planes
+    plane = planes[0] if planes else None
+    if plane is None:
+        return '<svg xmlns="http://www.w3.org/2000/svg" class="bpmn-diagram empty" width="0" height="0"></svg>'
+    shapes, edges, xs, ys = [], [], [], []
+    for shape in plane.findall("bpmndi:BPMNShape", NS):
+        b = shape.find("dc:Bounds", NS)
+        if b is None:
+            continue
+        x, y, w, h = (float(b.get(k, 0)) for k in ("x", "y", "width", "height"))
+        xs += [x, x + w]
+        ys += [y, y + h]
+        shapes.append((shape.get("bpmnElement"), x, y, w, h))
+    for edge in plane.findall("bpmndi:BPMNEdge", NS):
+        points = [(float(p.get("x", 0)), float(p.get("y", 0))) for p in edge.findall("di:waypoint", NS)]
+        xs += [p[0] for p in points]
+        ys += [p[1] for p in points]
+        edges.append((edge.get("bpmnElement"), points))
+    if not xs:
+        return '<svg xmlns="http://www.w3.org/2000/svg" class="bpmn-diagram empty" width="0" height="0"></svg>'
+    left, top = min(xs) - MARGIN, min(ys) - MARGIN
+    width, height = max(xs) - left + MARGIN, max(ys) - top + MARGIN
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="bpmn-diagram" role="img" '
+           f'viewBox="{left:.0f} {top:.0f} {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}">',
+           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
+           'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrow-head"/></marker></defs>']
+
+    def group(element_id: str, kind: str, extra: str = "") -> str:
+        css = " ".join(["bpmn-element", kind, *sorted(classes.get(element_id, ()))])
+        return f'<g class="{css}" data-element="{escape(element_id or "", {chr(34): "&quot;"})}"{extra}>'
+
+    containers = [s for s in shapes if _kind(elements.get(s[0])) in ("participant", "lane")]
+    others = [s for s in shapes if s not in containers]
+    for element_id, x, y, w, h in containers:
+        node = elements.get(element_id)
+        kind = _kind(node)
+        name = (node.get("name") if node is not None else "") or ""
+        out.append(group(element_id, kind))
+        out.append(f'<rect x="{x:.0f}" y="{y:.0f}" width="{w:.0f}" height="{h:.0f}"/>')
+        if name:
+            cx, cy = x + 15, y + h / 2
+            out.append(f'<text class="lane-label" x="{cx:.0f}" y="{cy:.0f}" text-anchor="middle" '
+                       f'transform="rotate(-90 {cx:.0f} {cy:.0f})">{escape(name)}</text>')
+        out.append("</g>")
+    for element_id, points in edges:
+        node = elements.get(element_id)
+        d = " ".join(f"{px:.0f},{py:.0f}" for px, py in points)
+        out.append(group(element_id, _kind(node)))
+        out.append(f'<polyline points="{d}" marker-end="url(#arrow)"/>')
+        name = (node.get("name") if node is not None else "") or ""
+        if name and len(points) >= 2:
+            (ax, ay), (bx, by) = points[len(points) // 2 - 1], points[len(points) // 2]
+            out.append(_text((ax + bx) / 2, (ay + by) / 2 - 8, name, 120, "flow-label"))
+        out.append("</g>")
+    for element_id, x, y, w, h in others:
+        node = elements.get(element_id)
+        kind = _kind(node)
+        name = (node.get("name") if node is not None else "") or ""
+        cx, cy = x + w / 2, y + h / 2
+        out.append(group(element_id, kind, f"><title>{escape(name or element_id or '')}</title"))
+        if kind in EVENTS:
+            out.append(f'<circle cx="{cx:.0f}" cy="{cy:.0f}" r="{min(w, h) / 2:.0f}"/>')
+            if name:
+                out.append(_text(cx, y + h + 14, name, 90))
+        elif kind in GATEWAYS:
+            out.append(f'<polygon points="{cx:.0f},{y:.0f} {x + w:.0f},{cy:.0f} {cx:.0f},{y + h:.0f} '
+                       f'{x:.0f},{cy:.0f}"/>')
+            if name:
+                out.append(_text(cx, y + h + 14, name, 90))
+        else:
+            out.append(f'<rect x="{x:.0f}" y="{y:.0f}" width="{w:.0f}" height="{h:.0f}" rx="8"/>')
+            if name:
+                out.append(_text(cx, cy, name, int(w)))
+        out.append("</g>")
+    out.append("</svg>")
+    return "".join(out)

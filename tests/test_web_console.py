@@ -1,0 +1,124 @@
+"""The web console through Flask's test client: sign-in, CSRF, scope, the generated form, the diagram.
+
+The browser tests (tests/test_browser_console.py) drive the same pages in
+chromium; these check the HTTP side of each rule on both databases.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from engine.services import cases
+from engine.services.signin import set_password
+from tests.support import Driver, intake
+
+PASSWORD = "correct horse 1"
+
+
+def _token(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def sign_in(client, username: str, password: str = PASSWORD):
+    page = client.get("/console/signin")
+    return client.post("/console/signin", data={"username": username, "password": password,
+                                                "csrf_token": _token(page.get_data(as_text=True))})
+
+
+@pytest.fixture
+def people(rt, demo):
+    for name in ("yjp_acceptor", "tjy_acceptor", "cgj_dispatcher", "cgj_handler", "cgj_leader", "jgzx_supervisor", "designer", "admin",
+                 "auditor"):
+        if name in demo:
+            set_password(rt, name, PASSWORD)
+    return demo
+
+
+def test_root_leads_to_a_chinese_sign_in_page_with_a_password_form(client):
+    answer = client.get("/", follow_redirects=True)
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and answer.request.path == "/console/signin"
+    assert 'lang="zh-CN"' in html and "登录" in html and 'type="password"' in html
+    assert not re.search(r'(src|href)="(https?:)?//', html), "no external asset"
+
+
+def test_pages_need_a_signed_in_user(client):
+    answer = client.get("/console/tasks")
+    assert answer.status_code == 302 and "/console/signin" in answer.headers["Location"]
+
+
+def test_wrong_password_is_refused_and_failures_are_rate_limited(app, client, people):
+    app.config["RATELIMIT_FAILED_SIGNIN"] = "3 per minute"
+    for _ in range(3):
+        assert sign_in(client, "yjp_acceptor", "wrong password").status_code == 401
+    refused = sign_in(client, "yjp_acceptor")  # even the right password, once the address is locked out
+    assert refused.status_code == 429 and "登录失败次数过多" in refused.get_data(as_text=True)
+
+
+def test_session_cookie_is_http_only_and_same_site(client, people):
+    answer = sign_in(client, "yjp_acceptor")
+    assert answer.status_code == 302
+    cookie = answer.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Expires=" in cookie
+
+
+def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(rt, client, people):
+    sign_in(client, "yjp_acceptor")
+    case = cases.start_case(rt, intake(), "yjp_acceptor")
+    answer = client.post(f"/console/cases/{case['case_no']}/comments", data={"body": "没有令牌"})
+    assert answer.status_code == 400 and "CSRF" in answer.get_data(as_text=True)
+    assert "没有令牌" not in client.get(f"/console/cases/{case['case_no']}").get_data(as_text=True)
+
+
+def test_the_json_api_keeps_its_bearer_tokens_without_csrf(client, people):
+    answer = client.post("/api/v1/cases", json=intake(), headers={"Authorization": f"Bearer {people['yjp_acceptor']}"})
+    assert answer.status_code == 201
+
+
+def test_a_user_of_another_community_gets_not_found(rt, client, people):
+    case = cases.start_case(rt, intake(), "yjp_acceptor")
+    sign_in(client, "tjy_acceptor")
+    answer = client.get(f"/console/cases/{case['case_no']}")
+    assert answer.status_code == 404 and "未找到" in answer.get_data(as_text=True)
+    task = case["open_tasks"][0]["id"]
+    assert client.get(f"/console/tasks/{task}").status_code == 404
+
+
+def test_the_task_form_comes_from_the_bpmn_and_shows_errors_by_field(rt, client, people):
+    d = Driver.start(rt, "yjp_acceptor")
+    sign_in(client, "yjp_acceptor")
+    task = d.open["id"]
+    html = client.get(f"/console/tasks/{task}").get_data(as_text=True)
+    assert "调解结果" in html and 'name="mediation_result"' in html and 'value="escalate"' in html
+    answer = client.post(f"/console/tasks/{task}/complete", data={"csrf_token": _token(html),
+                                                                   "mediation_result": "resolved"})
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 422
+    assert re.search(r'class="field-error" data-field="mediation_note">is required', page)
+    english = client.get(f"/console/tasks/{task}?lang=en").get_data(as_text=True)
+    assert "Mediation result" in english
+
+
+def test_the_case_page_draws_the_diagram_with_the_path(rt, client, people):
+    d = Driver.start(rt, "yjp_acceptor")
+    d.to_signing()
+    sign_in(client, "yjp_acceptor")
+    html = client.get(f"/console/cases/{d.case['case_no']}").get_data(as_text=True)
+    assert re.search(r'<g class="bpmn-element userTask[^"]*\bpassed\b[^"]*" data-element="mediate"', html)
+    assert re.search(r'<g class="bpmn-element userTask[^"]*\bcurrent\b[^"]*" data-element="sign_for"', html)
+    assert not re.search(r'<g class="[^"]*\bpassed\b[^"]*" data-element="approve"', html)
+
+
+def test_sign_out_ends_the_session(client, people):
+    sign_in(client, "yjp_acceptor")
+    page = client.get("/console/tasks").get_data(as_text=True)
+    client.post("/console/signout", data={"csrf_token": _token(page)})
+    assert client.get("/console/tasks").status_code == 302
+
+
+def test_a_new_password_ends_earlier_sessions(rt, client, people):
+    sign_in(client, "yjp_acceptor")
+    assert client.get("/console/tasks").status_code == 200
+    set_password(rt, "yjp_acceptor", "another password")
+    assert client.get("/console/tasks").status_code == 302
