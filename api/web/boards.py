@@ -13,7 +13,7 @@ from api.auth import runtime
 from api.limits import config, limiter
 from api.web.base import bp, current_caller, page
 from engine import clock
-from engine.errors import DefinitionInvalid, InvalidInput, NotFound
+from engine.errors import Conflict, DefinitionInvalid, InvalidInput, NotFound
 from engine.services import (assessment, audit, incident_retry, incidents, processes, reports, statistics,
                              supervision, tracking)
 
@@ -74,7 +74,7 @@ def statistics_page():
     stats = statistics.compute_statistics(rt, me, statistics.period(rt, first, last), group_by="unit")
     try:
         graded = assessment.monthly_assessment(rt, month)
-    except (InvalidInput, NotFound) as exc:
+    except (InvalidInput, NotFound, Conflict) as exc:  # no rules in force that month: the figures still show
         graded = {"error": exc.message}
     return page("statistics.html", stats=stats, first=first, last=last, month=month, charts=CHARTS,
                 graded=graded, definitions={d["key"]: d for d in statistics.definitions()})

@@ -66,6 +66,25 @@ MESSAGES = {
     "accepted_at": ("受理时间", "Accepted"), "updated_at": ("更新时间", "Updated"),
     "closed_at": ("办结时间", "Closed"), "handling_unit": ("承办单位", "Handling unit"),
     "figure": ("指标", "Figure"), "value": ("数值", "Value"), "done": ("已完成", "Done"),
+    # event types of the case log (what the timeline and the replay show)
+    "case_started": ("受理登记", "case registered"), "task_ready": ("环节开始", "step opened"),
+    "task_completed": ("环节办结", "step completed"), "task_claimed": ("领取", "claimed"),
+    "task_unclaimed": ("退回领取", "released"), "task_delegated": ("指派", "delegated"),
+    "task_cancelled": ("环节取消", "step cancelled"), "timer_fired": ("计时到期", "timer fired"),
+    "service_called": ("系统处理", "service called"), "case_completed": ("办结归档", "case closed"),
+    "case_migrated": ("流程迁移", "case migrated"), "case_refused": ("退回", "refused"),
+    "case_transferred": ("转办", "transferred"), "first_handling_fixed": ("首办负责", "first handling fixed"),
+    "co_units_added": ("增加协办单位", "co-handling units added"),
+    # channels of intake
+    "walk_in": ("来访", "walk-in"), "hotline_12345": ("12345热线", "12345 hotline"),
+    "hotline_12348": ("12348热线", "12348 hotline"), "sms": ("短信", "SMS"), "web": ("网上", "web"),
+    "grid_worker": ("网格员", "grid worker"), "police_110": ("110联动", "110 police"),
+    # choices of the standard procedure's enum fields (the value itself when a choice is not here)
+    "resolved": ("已化解", "resolved"), "unresolved": ("未化解", "unresolved"), "escalate": ("上报", "escalate"),
+    "approve": ("同意", "approve"), "return": ("退回重办", "return"), "satisfied": ("满意", "satisfied"),
+    "basically_satisfied": ("基本满意", "basically satisfied"), "dissatisfied": ("不满意", "dissatisfied"),
+    "not_implemented": ("未落实", "not implemented"), "resolve": ("化解", "resolve"), "assign": ("交办", "assign"),
+    "accept": ("签收", "accept"), "refuse": ("退回", "refuse"), "rank": ("排名", "Rank"),
 }
 
 
