@@ -96,13 +96,21 @@ def select_locale() -> str:
     return session.get("lang") if session.get("lang") in LANGUAGES else DEFAULT
 
 
-def t(key: str) -> str:
+def _english() -> bool:
+    from flask import g
     from flask_babel import get_locale
 
+    found = g.get("_console_en")
+    if found is None:
+        found = g._console_en = str(get_locale()) == "en"
+    return found
+
+
+def t(key: str) -> str:
     words = MESSAGES.get(key)
     if words is None:
         return key
-    return words[1] if str(get_locale()) == "en" else words[0]
+    return words[1] if _english() else words[0]
 
 
 def label_of(field: dict) -> str:

@@ -15,7 +15,8 @@ from api.web.base import bp, current_caller, page
 from api.web.forms import intake_data, task_data
 from engine.errors import InvalidInput
 from engine.rules.intake import CHANNELS
-from engine.services import cases, comments, diagram, notifications, tasks
+from engine.services import cases, comments, tasks
+from engine.services.case_file import case_file
 
 LIGHTS = ("green", "yellow", "red")
 
@@ -26,7 +27,8 @@ def tasks_page():
     scope = scope if scope in tasks.SCOPES else "mine"
     filters = {"light": request.args.get("light") if request.args.get("light") in LIGHTS else None,
                "lane": request.args.get("lane") or None, "case": request.args.get("case") or None,
-               "page": request.args.get("page", type=int) or 1, "per_page": 50}
+               "page": request.args.get("page", type=int) or 1,
+               "per_page": request.args.get("per_page", type=int) or 50}
     listing = tasks.list_tasks(runtime(), current_caller(), scope, {k: v for k, v in filters.items() if v})
     return page("tasks.html", listing=listing, scope=scope, filters=filters, lights=LIGHTS)
 
@@ -105,12 +107,8 @@ def _flat(errors: dict) -> dict:
 
 @bp.route("/cases/<case_no>", methods=["GET"])
 def case_page(case_no, status: int = 200, comment_errors: dict | None = None):
-    rt, me = runtime(), current_caller()
-    case = cases.get_case(rt, case_no, user=me)
-    return page("case.html", status, case=case, events=cases.case_events(rt, case_no, user=me),
-                comments=comments.list_comments(rt, case_no, me),
-                messages=notifications.case_notifications(rt, case_no, user=me),
-                diagram=diagram.case_diagram(rt, case_no, user=me), comment_errors=comment_errors or {})
+    return page("case.html", status, **case_file(runtime(), case_no, user=current_caller()),
+                comment_errors=comment_errors or {})
 
 
 @bp.route("/cases/<case_no>/comments", methods=["POST"])

@@ -10,6 +10,7 @@ passed through.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from xml.sax.saxutils import escape
 
 from lxml import etree
@@ -38,20 +39,7 @@ def path_taken(xml: str | bytes, recorded: set[str], process_id: str | None = No
     The case's workflow state cannot say this: its completed part is compacted
     away (engine.core.compaction), the event log is the history.
     """
-    root = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, safe_xml_parser())
-    processes = root.findall("bpmn:process", NS)
-    if process_id is not None:
-        processes = [p for p in processes if p.get("id") == process_id] or processes
-    nodes, flows = {}, []
-    for process in processes:
-        for node in process.iter():
-            if not isinstance(node.tag, str) or not node.get("id"):
-                continue
-            kind = etree.QName(node).localname
-            if kind == "sequenceFlow":
-                flows.append((node.get("id"), node.get("sourceRef"), node.get("targetRef")))
-            else:
-                nodes[node.get("id")] = kind
+    nodes, flows = _graph(xml if isinstance(xml, str) else xml.decode(), process_id)
     automatic = {n for n, kind in nodes.items() if kind not in RECORDED_KINDS and n not in recorded}
     starts = {n for n, kind in nodes.items() if kind == "startEvent"} if recorded else set()
     anchors = (recorded & set(nodes)) | starts
@@ -71,6 +59,26 @@ def path_taken(xml: str | bytes, recorded: set[str], process_id: str | None = No
 
     passed = anchors | (spread(forward) & spread(backward))
     return passed, {f for f, source, target in flows if source in passed and target in passed}
+
+
+@lru_cache(maxsize=64)
+def _graph(xml: str, process_id: str | None) -> tuple[dict, tuple]:
+    """({node id: kind}, ((flow id, source, target), ...)) of the process: per definition, once."""
+    root = etree.fromstring(xml.encode(), safe_xml_parser())
+    processes = root.findall("bpmn:process", NS)
+    if process_id is not None:
+        processes = [p for p in processes if p.get("id") == process_id] or processes
+    nodes, flows = {}, []
+    for process in processes:
+        for node in process.iter():
+            if not isinstance(node.tag, str) or not node.get("id"):
+                continue
+            kind = etree.QName(node).localname
+            if kind == "sequenceFlow":
+                flows.append((node.get("id"), node.get("sourceRef"), node.get("targetRef")))
+            else:
+                nodes[node.get("id")] = kind
+    return nodes, tuple(flows)
 
 
 RECORDED_KINDS = {"userTask", "manualTask", "serviceTask", "callActivity", "endEvent", "boundaryEvent",
@@ -93,10 +101,29 @@ def _text(x: float, y: float, text: str, width: int, cls: str = "label") -> str:
                    f'dominant-baseline="middle">{escape(line)}</text>' for i, line in enumerate(lines))
 
 
+EMPTY = '<svg xmlns="http://www.w3.org/2000/svg" class="bpmn-diagram empty" width="0" height="0"></svg>'
+
+
 def render_svg(xml: str | bytes, classes: dict[str, set[str]] | None = None, process_id: str | None = None) -> str:
     """The diagram of the BPMN XML as one `<svg>`; `classes` adds CSS classes per element id."""
     classes = classes or {}
-    root = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, safe_xml_parser())
+    layout = _layout(xml if isinstance(xml, str) else xml.decode(), process_id)
+    if layout is None:
+        return EMPTY
+    head, items = layout
+    out = [head]
+    for element_id, kind, quoted_id, body in items:
+        extra = classes.get(element_id)
+        css = f"bpmn-element {kind} {' '.join(sorted(extra))}" if extra else f"bpmn-element {kind}"
+        out.append(f'<g class="{css}" data-element="{quoted_id}">{body}</g>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+@lru_cache(maxsize=64)
+def _layout(xml: str, process_id: str | None):
+    """(the svg's opening, [(element id, kind, quoted id, inner svg)] in drawing order): per definition, once."""
+    root = etree.fromstring(xml.encode(), safe_xml_parser())
     elements = {n.get("id"): n for n in root.iter() if isinstance(n.tag, str) and n.get("id")}
     planes = root.findall(".//bpmndi:BPMNPlane", NS)
     if process_id is not None:
@@ -107,7 +134,7 @@ def render_svg(xml: str | bytes, classes: dict[str, set[str]] | None = None, pro
                   and _kind(elements[p.get("bpmnElement")]) == "collaboration"] or planes
     plane = planes[0] if planes else None
     if plane is None:
-        return '<svg xmlns="http://www.w3.org/2000/svg" class="bpmn-diagram empty" width="0" height="0"></svg>'
+        return None
     shapes, edges, xs, ys = [], [], [], []
     for shape in plane.findall("bpmndi:BPMNShape", NS):
         b = shape.find("dc:Bounds", NS)
@@ -123,60 +150,56 @@ def render_svg(xml: str | bytes, classes: dict[str, set[str]] | None = None, pro
         ys += [p[1] for p in points]
         edges.append((edge.get("bpmnElement"), points))
     if not xs:
-        return '<svg xmlns="http://www.w3.org/2000/svg" class="bpmn-diagram empty" width="0" height="0"></svg>'
+        return None
     left, top = min(xs) - MARGIN, min(ys) - MARGIN
     width, height = max(xs) - left + MARGIN, max(ys) - top + MARGIN
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="bpmn-diagram" role="img" '
-           f'viewBox="{left:.0f} {top:.0f} {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}">',
-           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
-           'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrow-head"/></marker></defs>']
+    head = (f'<svg xmlns="http://www.w3.org/2000/svg" class="bpmn-diagram" role="img" '
+            f'viewBox="{left:.0f} {top:.0f} {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}">'
+            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
+            'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrow-head"/></marker></defs>')
+    items = []
 
-    def group(element_id: str, kind: str, extra: str = "") -> str:
-        css = " ".join(["bpmn-element", kind, *sorted(classes.get(element_id, ()))])
-        return f'<g class="{css}" data-element="{escape(element_id or "", {chr(34): "&quot;"})}"{extra}>'
+    def item(element_id, kind, body):
+        items.append((element_id, kind, escape(element_id or "", {'"': "&quot;"}), body))
 
     containers = [s for s in shapes if _kind(elements.get(s[0])) in ("participant", "lane")]
     others = [s for s in shapes if s not in containers]
     for element_id, x, y, w, h in containers:
         node = elements.get(element_id)
-        kind = _kind(node)
         name = (node.get("name") if node is not None else "") or ""
-        out.append(group(element_id, kind))
-        out.append(f'<rect x="{x:.0f}" y="{y:.0f}" width="{w:.0f}" height="{h:.0f}"/>')
+        body = f'<rect x="{x:.0f}" y="{y:.0f}" width="{w:.0f}" height="{h:.0f}"/>'
         if name:
             cx, cy = x + 15, y + h / 2
-            out.append(f'<text class="lane-label" x="{cx:.0f}" y="{cy:.0f}" text-anchor="middle" '
-                       f'transform="rotate(-90 {cx:.0f} {cy:.0f})">{escape(name)}</text>')
-        out.append("</g>")
+            body += (f'<text class="lane-label" x="{cx:.0f}" y="{cy:.0f}" text-anchor="middle" '
+                     f'transform="rotate(-90 {cx:.0f} {cy:.0f})">{escape(name)}</text>')
+        item(element_id, _kind(node), body)
     for element_id, points in edges:
         node = elements.get(element_id)
         d = " ".join(f"{px:.0f},{py:.0f}" for px, py in points)
-        out.append(group(element_id, _kind(node)))
-        out.append(f'<polyline points="{d}" marker-end="url(#arrow)"/>')
+        body = f'<polyline points="{d}" marker-end="url(#arrow)"/>'
         name = (node.get("name") if node is not None else "") or ""
         if name and len(points) >= 2:
             (ax, ay), (bx, by) = points[len(points) // 2 - 1], points[len(points) // 2]
-            out.append(_text((ax + bx) / 2, (ay + by) / 2 - 8, name, 120, "flow-label"))
-        out.append("</g>")
+            body += _text((ax + bx) / 2, (ay + by) / 2 - 8, name, 120, "flow-label")
+        item(element_id, _kind(node), body)
     for element_id, x, y, w, h in others:
         node = elements.get(element_id)
         kind = _kind(node)
         name = (node.get("name") if node is not None else "") or ""
         cx, cy = x + w / 2, y + h / 2
-        out.append(group(element_id, kind, f"><title>{escape(name or element_id or '')}</title"))
+        body = f"<title>{escape(name or element_id or '')}</title>"
         if kind in EVENTS:
-            out.append(f'<circle cx="{cx:.0f}" cy="{cy:.0f}" r="{min(w, h) / 2:.0f}"/>')
+            body += f'<circle cx="{cx:.0f}" cy="{cy:.0f}" r="{min(w, h) / 2:.0f}"/>'
             if name:
-                out.append(_text(cx, y + h + 14, name, 90))
+                body += _text(cx, y + h + 14, name, 90)
         elif kind in GATEWAYS:
-            out.append(f'<polygon points="{cx:.0f},{y:.0f} {x + w:.0f},{cy:.0f} {cx:.0f},{y + h:.0f} '
-                       f'{x:.0f},{cy:.0f}"/>')
+            body += (f'<polygon points="{cx:.0f},{y:.0f} {x + w:.0f},{cy:.0f} {cx:.0f},{y + h:.0f} '
+                     f'{x:.0f},{cy:.0f}"/>')
             if name:
-                out.append(_text(cx, y + h + 14, name, 90))
+                body += _text(cx, y + h + 14, name, 90)
         else:
-            out.append(f'<rect x="{x:.0f}" y="{y:.0f}" width="{w:.0f}" height="{h:.0f}" rx="8"/>')
+            body += f'<rect x="{x:.0f}" y="{y:.0f}" width="{w:.0f}" height="{h:.0f}" rx="8"/>'
             if name:
-                out.append(_text(cx, cy, name, int(w)))
-        out.append("</g>")
-    out.append("</svg>")
-    return "".join(out)
+                body += _text(cx, cy, name, int(w))
+        item(element_id, kind, body)
+    return head, tuple(items)

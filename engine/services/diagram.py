@@ -21,26 +21,34 @@ PASSING = ("task_completed", "service_called", "timer_fired")
 
 def case_diagram(rt, case_no: str, user=None) -> dict:
     with rt.db.read() as session:
-        case = find_case(rt, session, case_no, user)
-        row = session.get(ProcessDefinition, case.definition_id)
-        recorded: set[str] = set()
-        for type_, element, payload in session.execute(
-                select(CaseEvent.type, CaseEvent.element, CaseEvent.payload).where(CaseEvent.case_id == case.id)):
-            if type_ in PASSING and element:
-                recorded.add(element)
-            elif type_ == "case_completed" and isinstance(payload, dict) and payload.get("end"):
-                recorded.add(payload["end"])
-        open_views = [task_view(r) for r in open_rows_by_case(session, [case.id])[case.id]]
-        current = {t["element"] for t in open_views}
-        late = {t["element"] for t in open_views if t["light"] == "red"}
-        warned = {t["element"] for t in open_views if t["light"] == "yellow"}
-        passed, flows = path_taken(row.bpmn_xml, recorded | current, row.process_id)
-        passed -= current
-        classes: dict[str, set[str]] = {}
-        for name, ids in (("passed", passed | flows), ("current", current),
-                          ("late", late), ("warned", warned)):
-            for element in ids:
-                classes.setdefault(element, set()).add(name)
-        return {"case_no": case.case_no, "process_id": row.process_id, "version": row.version,
-                "svg": render_svg(row.bpmn_xml, classes, row.process_id),
-                "passed": sorted(passed), "current": sorted(current), "late": sorted(late)}
+        return diagram_of(session, find_case(rt, session, case_no, user))
+
+
+def diagram_of(session, case, events=None, open_rows=None) -> dict:
+    """The diagram of a case already found in the caller's scope (`events`, `open_rows`: when loaded already)."""
+    row = session.get(ProcessDefinition, case.definition_id)
+    if events is None:
+        events = session.execute(select(CaseEvent.type, CaseEvent.element, CaseEvent.payload)
+                                 .where(CaseEvent.case_id == case.id)).all()
+    if open_rows is None:
+        open_rows = open_rows_by_case(session, [case.id])[case.id]
+    recorded: set[str] = set()
+    for type_, element, payload in ((e.type, e.element, e.payload) for e in events):
+        if type_ in PASSING and element:
+            recorded.add(element)
+        elif type_ == "case_completed" and isinstance(payload, dict) and payload.get("end"):
+            recorded.add(payload["end"])
+    open_views = [task_view(r) for r in open_rows]
+    current = {t["element"] for t in open_views}
+    late = {t["element"] for t in open_views if t["light"] == "red"}
+    warned = {t["element"] for t in open_views if t["light"] == "yellow"}
+    passed, flows = path_taken(row.bpmn_xml, recorded | current, row.process_id)
+    passed -= current
+    classes: dict[str, set[str]] = {}
+    for name, ids in (("passed", passed | flows), ("current", current),
+                      ("late", late), ("warned", warned)):
+        for element in ids:
+            classes.setdefault(element, set()).add(name)
+    return {"case_no": case.case_no, "process_id": row.process_id, "version": row.version,
+            "svg": render_svg(row.bpmn_xml, classes, row.process_id),
+            "passed": sorted(passed), "current": sorted(current), "late": sorted(late)}
