@@ -122,3 +122,22 @@ def test_a_new_password_ends_earlier_sessions(rt, client, people):
     assert client.get("/console/tasks").status_code == 200
     set_password(rt, "yjp_acceptor", "another password")
     assert client.get("/console/tasks").status_code == 302
+
+
+def test_flask_users_password_sets_a_password_that_signs_in(app, client, demo):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["users", "password", "cgj_handler"], input="handler pass 9\nhandler pass 9\n")
+    assert result.exit_code == 0 and "password set for cgj_handler" in result.output
+    assert runner.invoke(args=["users", "password", "cgj_handler", "--password", "short"]).exit_code == 1
+    assert runner.invoke(args=["users", "password", "nobody", "--password", "long enough 1"]).exit_code == 1
+    assert sign_in(client, "cgj_handler", "handler pass 9").status_code == 302
+
+
+def test_seed_demo_gives_the_demo_users_the_documented_demo_password(app, client):
+    from engine.services.signin import DEMO_PASSWORD
+
+    result = app.test_cli_runner().invoke(args=["seed", "demo"])
+    assert result.exit_code == 0 and f"demo password {DEMO_PASSWORD}" in result.output
+    assert DEMO_PASSWORD == "demo1234"  # the README's quick start names it
+    assert sign_in(client, "jgzx_supervisor", DEMO_PASSWORD).status_code == 302
+    assert client.get("/console/supervision").status_code == 200

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from flask import redirect, url_for
+from flask import current_app, redirect, url_for
 from flask_babel import Babel
 
 from api.web import boards, pages, signin  # noqa: F401  (the views register on the blueprint)
@@ -27,15 +27,14 @@ from api.web.i18n import label_of, select_locale, t
 
 def _when(value, fmt: str = "%Y-%m-%d %H:%M"):
     """An ISO instant as local (case time zone) wall time for people."""
-    from api.auth import runtime
-
     if not value:
         return ""
     try:
         instant = datetime.fromisoformat(value) if isinstance(value, str) else value
     except ValueError:
         return value
-    return instant.astimezone(runtime().tz).strftime(fmt) if instant.tzinfo else instant.strftime(fmt)
+    return instant.astimezone(current_app.extensions["dispute_runtime"].tz).strftime(fmt) if instant.tzinfo \
+        else instant.strftime(fmt)
 
 
 def init_app(app) -> None:

@@ -47,7 +47,7 @@ def supervision_page():
     for record in records["items"]:
         by_unit.setdefault(record["unit"], []).append(record)
     names = {code: (u.name if u else code) for code in by_unit for u in [rt.tables.units.get(code)]}
-    return page("supervision.html", records=records, by_unit=by_unit, names=names, status=status,
+    return page("supervision.html", records=records, by_unit=by_unit, names=names, state=status,
                 lights=[g for g in lights["groups"] if g.get("red_lights") or g.get("yellow_lights")])
 
 
@@ -153,7 +153,7 @@ def incidents_page():
     status = request.args.get("status") or "open"
     listing = incidents.list_incidents(runtime(), current_caller(),
                                        {"status": status, "page": request.args.get("page", type=int) or 1})
-    return page("incidents.html", listing=listing, status=status)
+    return page("incidents.html", listing=listing, state=status)
 
 
 @bp.route("/incidents/<int:incident_id>/retry", methods=["POST"])
