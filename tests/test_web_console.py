@@ -110,6 +110,21 @@ def test_the_case_page_draws_the_diagram_with_the_path(rt, client, people):
     assert not re.search(r'<g class="[^"]*\bpassed\b[^"]*" data-element="approve"', html)
 
 
+def test_the_path_follows_the_branches_the_case_took(rt):
+    from engine.services.diagram import case_diagram
+
+    by_department = Driver.start(rt, "yjp_acceptor")
+    by_department.happy_path()
+    passed = set(case_diagram(rt, by_department.case["case_no"])["passed"])
+    assert {"mediate", "route_case_task", "sign_for", "handle", "approve", "prepare_unit_reply",
+            "unified_reply_task", "evaluate"} <= passed
+    assert "prepare_community_reply" not in passed  # the other branch of the same gateway
+    by_community = Driver.start(rt, "yjp_acceptor")
+    by_community.do("mediate", mediation_result="resolved", mediation_note="双方达成协议")
+    passed = set(case_diagram(rt, by_community.case["case_no"])["passed"])
+    assert "prepare_community_reply" in passed and "sign_for" not in passed and "prepare_unit_reply" not in passed
+
+
 def test_sign_out_ends_the_session(client, people):
     sign_in(client, "yjp_acceptor")
     page = client.get("/console/tasks").get_data(as_text=True)
@@ -141,3 +156,23 @@ def test_seed_demo_gives_the_demo_users_the_documented_demo_password(app, client
     assert DEMO_PASSWORD == "demo1234"  # the README's quick start names it
     assert sign_in(client, "jgzx_supervisor", DEMO_PASSWORD).status_code == 302
     assert client.get("/console/supervision").status_code == 200
+
+
+def test_the_designer_validates_uploads_and_lists_problems_by_element(client, people):
+    from io import BytesIO
+    from pathlib import Path
+
+    sign_in(client, "designer")
+    page = client.get("/console/designer?process=standard_dispute").get_data(as_text=True)
+    source = (Path(__file__).resolve().parents[1] / "processes" / "standard_dispute.bpmn").read_bytes()
+    broken = source.replace(b'value="enum:approve|return required"', b'value="enum: required"')
+    answer = client.post("/console/designer/validate", content_type="multipart/form-data",
+                         data={"csrf_token": _token(page), "file": (BytesIO(broken), "broken.bpmn")})
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 422 and 'data-element="approve"' in html and "broken.bpmn" in html
+    answer = client.post("/console/designer/validate", content_type="multipart/form-data",
+                         data={"csrf_token": _token(page), "file": (BytesIO(source), "standard_dispute.bpmn")})
+    assert answer.status_code == 200 and "校验通过" in answer.get_data(as_text=True)
+    refused = client.post("/console/designer/deploy", content_type="multipart/form-data",
+                          data={"csrf_token": _token(page), "file": (BytesIO(broken), "broken.bpmn")})
+    assert refused.status_code == 422 and 'data-element="approve"' in refused.get_data(as_text=True)

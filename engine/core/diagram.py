@@ -28,37 +28,60 @@ GATEWAYS = {"exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBas
 MARGIN = 20
 
 
-def path_taken(xml: str | bytes, recorded: set[str], process_id: str | None = None) -> tuple[set[str], set[str]]:
-    """(elements, sequence flows) of the path, from the elements the event log names.
+def path_taken(xml: str | bytes, arrivals: list[tuple[int, str]], departures: list[tuple[int, str]],
+               process_id: str | None = None) -> tuple[set[str], set[str]]:
+    """(elements, sequence flows) of the path, from what the event log says happened and when.
 
-    The log records the steps people and timers act on (user tasks, service
-    calls, timers, the end reached); the automatic elements between them
-    (gateways, script tasks, start and intermediate events) leave no event, so
-    one is on the path when it lies between recorded elements: reachable from
-    one and reaching another through automatic elements only (or the start).
-    The case's workflow state cannot say this: its completed part is compacted
-    away (engine.core.compaction), the event log is the history.
+    `arrivals` are (event seq, element) where the case reached an element (a
+    step opened, a service called, the end reached); `departures` are where it
+    left one (a step completed, a service called, a timer fired). The
+    automatic elements between (gateways, script tasks, start events) leave no
+    event: for each arrival the path is the shortest chain of automatic
+    elements back to the latest departure before it. The workflow state cannot
+    say this: its completed part is compacted away (engine.core.compaction).
     """
     nodes, flows = _graph(xml if isinstance(xml, str) else xml.decode(), process_id)
-    automatic = {n for n, kind in nodes.items() if kind not in RECORDED_KINDS and n not in recorded}
-    starts = {n for n, kind in nodes.items() if kind == "startEvent"} if recorded else set()
-    anchors = (recorded & set(nodes)) | starts
-    forward, backward = {}, {}
-    for _flow, source, target in flows:
-        forward.setdefault(source, []).append(target)
-        backward.setdefault(target, []).append(source)
+    incoming: dict[str, list[tuple[str, str]]] = {}
+    for flow, source, target in flows:
+        incoming.setdefault(target, []).append((flow, source))
+    left: dict[str, list[int]] = {}
+    for seq, element in departures:
+        left.setdefault(element, []).append(seq)
+    if arrivals:
+        for n, kind in nodes.items():
+            if kind == "startEvent":
+                left.setdefault(n, []).append(0)
+    passed = {element for _seq, element in departures if element in nodes}
+    taken: set[str] = set()
+    for seq, element in arrivals:
+        if element not in nodes:
+            continue
+        passed.add(element)
+        best, parents, todo, seen = None, {}, [element], {element}
+        while todo:  # breadth first, backwards; stops at elements that leave an event
+            nxt = []
+            for node in todo:
+                for flow, source in incoming.get(node, ()):
+                    if source in seen:
+                        continue
+                    seen.add(source)
+                    parents[source] = (flow, node)
+                    before = [s for s in left.get(source, ()) if s <= seq]
+                    if before and (best is None or max(before) > best[0]):
+                        best = (max(before), source)
+                    elif not left.get(source) and nodes.get(source) not in RECORDED_KINDS:
+                        nxt.append(source)
+            todo = nxt
+        node = best[1] if best else None
+        while node is not None and node != element:
+            flow, node = parents[node]
+            taken.add(flow)
+            passed.add(node)
+    return passed, taken
 
-    def spread(edges) -> set[str]:
-        seen, todo = set(), list(anchors)
-        while todo:
-            for nxt in edges.get(todo.pop(), ()):
-                if nxt in automatic and nxt not in seen:
-                    seen.add(nxt)
-                    todo.append(nxt)
-        return seen
 
-    passed = anchors | (spread(forward) & spread(backward))
-    return passed, {f for f, source, target in flows if source in passed and target in passed}
+RECORDED_KINDS = {"userTask", "manualTask", "serviceTask", "callActivity", "endEvent", "boundaryEvent",
+                  "intermediateCatchEvent"}
 
 
 @lru_cache(maxsize=64)

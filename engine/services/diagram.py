@@ -2,7 +2,7 @@
 
 One read: the case (in the caller's scope, else not found), the BPMN its
 definition was deployed from, the elements its event log shows it passed
-(engine.core.diagram.path_taken), and its open task rows. The drawing itself is `engine.core.diagram`; the CSS
+(engine.core.diagram.path_taken: where it arrived and left, in order), and its open task rows. The drawing itself is `engine.core.diagram`; the CSS
 classes it gets here are `passed` (completed, and the flows between reached
 elements), `current` (an open task) and `late` (an open task past due).
 """
@@ -15,8 +15,9 @@ from engine.services.cases import find_case
 from engine.services.views import open_rows_by_case, task_view
 from engine.store.models import CaseEvent, ProcessDefinition
 
-# The events that say an element was passed through (task_ready only says it was reached).
-PASSING = ("task_completed", "service_called", "timer_fired")
+# The events that say the case reached an element, and those that say it left one.
+ARRIVING = ("task_ready", "service_called")
+LEAVING = ("task_completed", "service_called", "timer_fired")
 
 
 def case_diagram(rt, case_no: str, user=None) -> dict:
@@ -28,21 +29,23 @@ def diagram_of(session, case, events=None, open_rows=None) -> dict:
     """The diagram of a case already found in the caller's scope (`events`, `open_rows`: when loaded already)."""
     row = session.get(ProcessDefinition, case.definition_id)
     if events is None:
-        events = session.execute(select(CaseEvent.type, CaseEvent.element, CaseEvent.payload)
+        events = session.execute(select(CaseEvent.seq, CaseEvent.type, CaseEvent.element, CaseEvent.payload)
                                  .where(CaseEvent.case_id == case.id)).all()
     if open_rows is None:
         open_rows = open_rows_by_case(session, [case.id])[case.id]
-    recorded: set[str] = set()
-    for type_, element, payload in ((e.type, e.element, e.payload) for e in events):
-        if type_ in PASSING and element:
-            recorded.add(element)
-        elif type_ == "case_completed" and isinstance(payload, dict) and payload.get("end"):
-            recorded.add(payload["end"])
+    arrivals, departures = [], []
+    for e in events:
+        if e.element and e.type in ARRIVING:
+            arrivals.append((e.seq, e.element))
+        if e.element and e.type in LEAVING:
+            departures.append((e.seq, e.element))
+        if e.type == "case_completed" and isinstance(e.payload, dict) and e.payload.get("end"):
+            arrivals.append((e.seq, e.payload["end"]))
     open_views = [task_view(r) for r in open_rows]
     current = {t["element"] for t in open_views}
     late = {t["element"] for t in open_views if t["light"] == "red"}
     warned = {t["element"] for t in open_views if t["light"] == "yellow"}
-    passed, flows = path_taken(row.bpmn_xml, recorded | current, row.process_id)
+    passed, flows = path_taken(row.bpmn_xml, arrivals, departures, row.process_id)
     passed -= current
     classes: dict[str, set[str]] = {}
     for name, ids in (("passed", passed | flows), ("current", current),
