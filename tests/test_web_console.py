@@ -176,3 +176,32 @@ def test_the_designer_validates_uploads_and_lists_problems_by_element(client, pe
     refused = client.post("/console/designer/deploy", content_type="multipart/form-data",
                           data={"csrf_token": _token(page), "file": (BytesIO(broken), "broken.bpmn")})
     assert refused.status_code == 422 and 'data-element="approve"' in refused.get_data(as_text=True)
+
+
+def test_statistics_page_charts_and_the_monthly_workbook(rt, client, people):
+    from engine.services.assessment import deploy_rules
+
+    deploy_rules(rt, "tests")
+    Driver.start(rt, "yjp_acceptor").happy_path()
+    sign_in(client, "cgj_leader")
+    html = client.get("/console/statistics").get_data(as_text=True)
+    assert "办结率" in html and "/console/charts/trend.svg" in html and 'id="assessment"' in html
+    chart = client.get("/console/charts/completion_by_unit.svg")
+    assert chart.status_code == 200 and chart.mimetype == "image/svg+xml"
+    assert not re.search(rb"<script[^>]*(src|href)=", chart.data), "no script from elsewhere"
+    workbook = client.get("/console/assessment/2025-03.xlsx")
+    assert workbook.status_code == 200 and workbook.data[:2] == b"PK"
+
+
+def test_task_lists_filter_by_light(rt, client, people, clock):
+    from datetime import timedelta
+
+    d = Driver.start(rt, "yjp_acceptor")
+    d.to_signing()
+    sign_in(client, "cgj_dispatcher")
+    assert 'data-element="sign_for"' in client.get("/console/tasks?scope=candidate&light=green").get_data(as_text=True)
+    assert 'data-element="sign_for"' not in client.get("/console/tasks?scope=candidate&light=red").get_data(
+        as_text=True)
+    clock.advance(days=3)
+    red = client.get("/console/tasks?scope=candidate&light=red").get_data(as_text=True)
+    assert 'data-element="sign_for"' in red and "light-red" in red

@@ -84,6 +84,14 @@ MESSAGES = {
     "approve": ("同意", "approve"), "return": ("退回重办", "return"), "satisfied": ("满意", "satisfied"),
     "basically_satisfied": ("基本满意", "basically satisfied"), "dissatisfied": ("不满意", "dissatisfied"),
     "not_implemented": ("未落实", "not implemented"), "resolve": ("化解", "resolve"), "assign": ("交办", "assign"),
+    # the statistics' figures (what each counts: engine.services.statistics.definitions)
+    "accepted": ("受理量", "accepted"), "completed": ("办结量", "completed"),
+    "completion_rate": ("办结率", "completion rate"), "resolved_within_month_rate": ("当月化解率", "resolved within the month"),
+    "satisfaction_rate": ("满意率", "satisfaction rate"), "reopened": ("重办量", "reopened"),
+    "on_time_sign_for_rate": ("按时签收率", "on-time sign-for rate"),
+    "on_time_handling_rate": ("按时办理率", "on-time handling rate"), "yellow_lights": ("黄灯数", "yellow lights"),
+    "red_lights": ("红灯数", "red lights"), "supervised": ("督办数", "supervised"),
+    "supervision_closed": ("督办办结数", "supervision closed"),
     "accept": ("签收", "accept"), "refuse": ("退回", "refuse"), "rank": ("排名", "Rank"),
 }
 
