@@ -17,6 +17,7 @@ milliseconds against the 100 ms target.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import sys
@@ -36,16 +37,19 @@ def _percentiles(samples: list[float]) -> tuple[float, float, float]:
     return statistics.median(ordered), p99, ordered[-1]
 
 
-def _measure(client, path: str, runs: int) -> list[float]:
+def _measure(client, path: str, runs: int) -> tuple[list[float], list[float]]:
+    """(wall-clock ms, CPU ms of this process) per request: on a shared machine the wall clock also
+    counts the time other processes held the cores; the CPU time is the render's own cost."""
     answer = client.get(path)
     assert answer.status_code == 200, (path, answer.status_code)
-    samples = []
+    wall, cpu = [], []
     for _ in range(runs):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         answer = client.get(path)
-        samples.append((time.perf_counter() - t) * 1000)
+        wall.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
         assert answer.status_code == 200
-    return samples
+    return wall, cpu
 
 
 def main(argv=None) -> int:
@@ -101,11 +105,15 @@ def main(argv=None) -> int:
         for label, path in (("task list, page of 50", "/console/tasks?scope=candidate"),
                             ("task list, page of 100", "/console/tasks?scope=candidate&per_page=100"),
                             (f"case page, {events} events + diagram", f"/console/cases/{long_case['case_no']}")):
-            p50, p99, top = _percentiles(_measure(client, path, args.runs))
+            wall, cpu = _measure(client, path, args.runs)
+            p50, p99, top = _percentiles(wall)
+            c50, c99, _ = _percentiles(cpu)
             worst = max(worst, p99)
             print(f"{label:34} p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  max {top:6.1f} ms  "
-                  f"(p99 / target {p99 / TARGET_MS:.2f})")
-        print(f"worst p99 {worst:.1f} ms: {'within' if worst < TARGET_MS else 'OVER'} the {TARGET_MS:.0f} ms target")
+                  f"(p99 / target {p99 / TARGET_MS:.2f}); CPU p50 {c50:5.1f} ms  p99 {c99:5.1f} ms")
+        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"worst p99 {worst:.1f} ms: {'within' if worst < TARGET_MS else 'OVER'} the {TARGET_MS:.0f} ms target "
+              f"(load average {load} on {os.cpu_count()} cores)")
         return 0 if worst < TARGET_MS else 1
     finally:
         if cleanup:
