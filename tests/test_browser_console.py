@@ -106,7 +106,7 @@ def test_a_case_from_intake_to_rating_through_the_pages(server, browser, shots):
 
     handler = Person(browser, server, "cgj_handler")
     handler.go("/console/tasks?scope=mine")
-    assert handler.page.is_visible(f'tr[data-element="sign_for"]')
+    assert handler.page.is_visible('tr[data-element="sign_for"]')
     shots(handler.page, "my-tasks")
     handler.open_task("sign_for", case_no, scope="mine")
     shots(handler.page, "task-sign-for")
@@ -172,7 +172,7 @@ def test_supervision_board_shows_a_red_step_after_the_clock_moves(server, browse
 
     supervisor = Person(browser, server, "jgzx_supervisor")
     supervisor.go("/console/supervision")
-    assert supervisor.page.query_selector(f'tr.supervision[data-step="sign_for"]') is None
+    assert supervisor.page.query_selector('tr.supervision[data-step="sign_for"]') is None
 
     clock.set(datetime(2025, 3, 5, 9, 0, tzinfo=SH).astimezone(timezone.utc))  # past sign-for's due time
     TimerService(rt, "browser-test").run_until_idle()

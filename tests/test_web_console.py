@@ -194,8 +194,6 @@ def test_statistics_page_charts_and_the_monthly_workbook(rt, client, people):
 
 
 def test_task_lists_filter_by_light(rt, client, people, clock):
-    from datetime import timedelta
-
     d = Driver.start(rt, "yjp_acceptor")
     d.to_signing()
     sign_in(client, "cgj_dispatcher")
