@@ -203,3 +203,13 @@ def test_task_lists_filter_by_light(rt, client, people, clock):
     clock.advance(days=3)
     red = client.get("/console/tasks?scope=candidate&light=red").get_data(as_text=True)
     assert 'data-element="sign_for"' in red and "light-red" in red
+
+
+def test_public_tracking_needs_no_sign_in_and_shows_no_personal_data(rt, client, demo):
+    case = cases.start_case(rt, intake(), "yjp_acceptor")
+    found = client.get(f"/console/track?code={case['tracking_code']}")
+    html = found.get_data(as_text=True)
+    assert found.status_code == 200 and case["case_no"] in html and 'id="track-status"' in html
+    assert "张三" not in html and "13812345678" not in html and "楼上漏水" not in html
+    missing = client.get("/console/track?code=ZZZZZZZZZZZZ")
+    assert missing.status_code == 404 and "未找到" in missing.get_data(as_text=True)
