@@ -213,3 +213,14 @@ def test_public_tracking_needs_no_sign_in_and_shows_no_personal_data(rt, client,
     assert "张三" not in html and "13812345678" not in html and "楼上漏水" not in html
     missing = client.get("/console/track?code=ZZZZZZZZZZZZ")
     assert missing.status_code == 404 and "未找到" in missing.get_data(as_text=True)
+
+
+def test_the_case_list_shows_only_the_callers_scope(rt, client, people):
+    mine = cases.start_case(rt, intake(title="云集路的纠纷"), "yjp_acceptor")
+    other = cases.start_case(rt, intake(title="铁路坝的纠纷", community="XL-XLJD-TJY",
+                                        location={"address": "铁路坝1号"}), "tjy_acceptor")
+    sign_in(client, "yjp_acceptor")
+    html = client.get("/console/cases").get_data(as_text=True)
+    assert f'data-case="{mine["case_no"]}"' in html and f'data-case="{other["case_no"]}"' not in html
+    found = client.get("/console/cases?q=云集路").get_data(as_text=True)
+    assert f'data-case="{mine["case_no"]}"' in found

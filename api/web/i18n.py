@@ -22,7 +22,7 @@ MESSAGES = {
     "supervision": ("督办", "Supervision"), "statistics": ("统计考核", "Statistics"),
     "designer": ("流程设计", "Designer"), "audit": ("审计回放", "Audit"),
     "incidents": ("故障事件", "Incidents"), "track": ("办理进度查询", "Track a case"),
-    "case": ("案件", "Case"), "case_no": ("案件编号", "Case number"), "title": ("标题", "Title"),
+    "case": ("案件", "Case"), "cases": ("案件查询", "Cases"), "case_no": ("案件编号", "Case number"), "title": ("标题", "Title"),
     "description": ("事由", "Description"), "category": ("类别", "Category"), "channel": ("渠道", "Channel"),
     "status": ("状态", "Status"), "step": ("环节", "Step"), "lane": ("泳道", "Lane"), "unit": ("单位", "Unit"),
     "assignee": ("办理人", "Assignee"), "due_at": ("期限", "Due"), "light": ("亮灯", "Light"),

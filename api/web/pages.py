@@ -1,4 +1,4 @@
-"""The working pages: task lists, a task and its generated form, intake, the case page.
+"""The working pages: task lists, a task and its generated form, intake, the case list and the case page.
 
 Each view calls the service functions the JSON API calls, with the signed-in
 caller, and renders what they return; a task's form is the BPMN form of the
@@ -15,7 +15,8 @@ from api.web.base import bp, current_caller, page
 from api.web.forms import intake_data, task_data
 from engine.errors import InvalidInput
 from engine.rules.intake import CHANNELS
-from engine.services import cases, comments, tasks
+from engine.rules.status import CaseStatus
+from engine.services import cases, comments, search, tasks
 from engine.services.case_file import case_file
 
 LIGHTS = ("green", "yellow", "red")
@@ -103,6 +104,16 @@ def _flat(errors: dict) -> dict:
         box = key.replace("location.", "").replace("reporter.", "reporter_")
         out.setdefault(box, []).extend(messages)
     return out
+
+
+@bp.route("/cases", methods=["GET"])
+def cases_page():
+    filters = {"q": (request.args.get("q") or "").strip() or None,
+               "status": request.args.get("status") or None,
+               "overdue": True if request.args.get("overdue") == "1" else None,
+               "page": request.args.get("page", type=int) or 1, "per_page": 50}
+    listing = search.list_cases(runtime(), current_caller(), {k: v for k, v in filters.items() if v is not None})
+    return page("cases.html", listing=listing, filters=filters, statuses=[s.value for s in CaseStatus])
 
 
 @bp.route("/cases/<case_no>", methods=["GET"])
