@@ -68,7 +68,7 @@ BLUEPRINTS = (
 
 
 def init_app(app):
-    from api import contract, docs, errors, limits, open311, ops
+    from api import contract, docs, errors, limits, open311, ops, web
     from api.idempotency import IdempotencyDoc
 
     for key, value in DEFAULTS.items():
@@ -87,6 +87,7 @@ def init_app(app):
     contract.after_registration(app, api)
     app.register_blueprint(docs.blp)
     app.register_blueprint(open311.bp)  # GeoReport v2 fixes its own formats: not part of the OpenAPI document
+    web.init_app(app)  # the console's HTML pages (api.web): not part of the OpenAPI document either
     errors.init_app(app)
     limits.init_app(app)
     ops.init_app(app)

@@ -14,6 +14,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from cli import fail, run_service, runtime
+from engine.services.signin import DEMO_PASSWORD
 
 SPEED = click.option("--speed", default=1.0, type=click.FloatRange(min=0, min_open=True), show_default=True,
                      help="Run the API and its timers on a clock N times faster than real time, from now "
@@ -66,6 +67,7 @@ def serve_command(host, port, timers, workers, threads, graceful_timeout, speed)
 def demo_command(host, port, speed, rotate_tokens, prepare_only):
     """Quick start: schema, processes, the demo organisation and users, then serve with the timer service."""
     token_file = _prepare_demo(rotate_tokens, speed)
+    click.echo(f"console: http://{host}:{port}/  (sign in as yjp_acceptor, password {DEMO_PASSWORD})")
     click.echo(f"try: curl http://{host}:{port}/api/v1/me -H \"Authorization: Bearer $(grep ^yjp_acceptor "
                f"{token_file} | cut -f2)\"   (API docs: http://{host}:{port}/api/docs)")
     if not prepare_only:
@@ -109,6 +111,7 @@ def _prepare_demo(rotate_tokens: bool, speed: float) -> Path:
     from engine.errors import Conflict
     from engine.services.instance import mark_instance
     from engine.services.seed import seed_demo
+    from engine.services.signin import set_demo_passwords
 
     _prepare()
     try:
@@ -121,6 +124,9 @@ def _prepare_demo(rotate_tokens: bool, speed: float) -> Path:
     kept = {} if rotate_tokens else read_token_file(token_file)
     result = run_service(seed_demo, runtime(), rotate_tokens=rotate_tokens, keep_tokens=kept)
     users = [u for u in result["users"] if u["token"]]
+    given = run_service(set_demo_passwords, runtime(), [u["username"] for u in result["users"]])
+    if given:
+        click.echo(f"console passwords: {given} demo user(s) got the demo password {DEMO_PASSWORD}")
     token_file.write_text("".join(f"{u['username']}\t{u['token']}\n" for u in users))
     token_file.chmod(0o600)
     renewed = sum(u["token"] != kept.get(u["username"]) for u in users)

@@ -39,6 +39,19 @@ def users_token_command(username, revoke_others):
     click.echo(run_service(issue_token, runtime(), username, revoke_others=revoke_others))
 
 
+@users_cli.command("password")
+@click.argument("username")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="The new password (asked for when left out; at least 8 characters).")
+@with_appcontext
+def users_password_command(username, password):
+    """Set a user's web console password (stored as a scrypt hash; their open console sessions end)."""
+    from engine.services.signin import set_password
+
+    run_service(set_password, runtime(), username, password)
+    click.echo(f"password set for {username}")
+
+
 @users_cli.command("list")
 @with_appcontext
 def users_list_command():
@@ -59,9 +72,13 @@ def users_list_command():
 def seed_demo_command(print_tokens, token_file):
     """Load the demo organisation and its users (idempotent); tokens only for new users or on request."""
     from engine.services.seed import seed_demo
+    from engine.services.signin import DEMO_PASSWORD, set_demo_passwords
 
     result = run_service(seed_demo, runtime(), rotate_tokens=print_tokens)
     users = result["users"]
+    given = run_service(set_demo_passwords, runtime(), [u["username"] for u in users])
+    if given:
+        click.echo(f"console passwords: {given} demo user(s) got the demo password {DEMO_PASSWORD}", err=True)
     issued = [(u["username"], u["token"]) for u in users if u["token"]]
     click.echo(f"units: {result['units_changed']} changed; users: {sum(u['created'] for u in users)} created, "
                f"{sum(u['updated'] for u in users)} updated, {len(users)} in the demo file", err=True)

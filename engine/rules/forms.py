@@ -6,6 +6,10 @@ type being `string`, `text`, `int`, `bool` or `enum:a|b|c`. Completion checks
 the submitted data against the declaration and names every bad field; fields
 the task does not declare are refused, so a form can never overwrite case
 data such as the routed unit or the rework counters.
+
+A field's label for people is a property `label.<name>` beside it, valued
+`<Chinese>|<English>` (or one text for both): the web console shows it in
+the reader's language, and the field's name when the BPMN gives no label.
 """
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from dataclasses import dataclass
 from engine.errors import InvalidForm
 
 FIELD_PREFIX = "field."
+LABEL_PREFIX = "label."
+LANGUAGES = ("zh", "en")
 TYPES = ("string", "text", "int", "bool", "enum")
 MAX_LEN = {"string": 200, "text": 5000}
 
@@ -25,9 +31,16 @@ class FormField:
     required: bool = False
     choices: tuple[str, ...] = ()
     required_if: tuple[str, str] | None = None
+    labels: tuple[tuple[str, str], ...] = ()  # (language, label) pairs from `label.<name>`
+
+    def label(self, language: str = "zh") -> str:
+        found = dict(self.labels)
+        return found.get(language) or found.get("zh") or self.name
 
     def describe(self) -> dict:
         out = {"name": self.name, "type": self.type, "required": self.required}
+        if self.labels:
+            out["label"] = dict(self.labels)
         if self.choices:
             out["choices"] = list(self.choices)
         if self.required_if:
@@ -62,8 +75,25 @@ def parse_field(name: str, spec: str) -> FormField:
     return FormField(name, kind, required, parsed_choices, required_if)
 
 
+def parse_labels(value: str | None) -> tuple[tuple[str, str], ...]:
+    """`中文|English` -> (("zh", "中文"), ("en", "English")); one text serves both languages."""
+    parts = [p.strip() for p in (value or "").split("|")]
+    if not parts or not parts[0]:
+        return ()
+    if len(parts) == 1:
+        parts = parts * len(LANGUAGES)
+    return tuple((lang, text) for lang, text in zip(LANGUAGES, parts) if text)
+
+
 def parse_form(properties: dict) -> list[FormField]:
-    return [parse_field(k[len(FIELD_PREFIX):], v) for k, v in properties.items() if k.startswith(FIELD_PREFIX)]
+    out = []
+    for key, value in properties.items():
+        if key.startswith(FIELD_PREFIX):
+            field = parse_field(key[len(FIELD_PREFIX):], value)
+            labels = parse_labels(properties.get(LABEL_PREFIX + field.name))
+            out.append(FormField(field.name, field.type, field.required, field.choices, field.required_if, labels)
+                       if labels else field)
+    return out
 
 
 def _check_value(field: FormField, value):

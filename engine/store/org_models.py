@@ -67,6 +67,8 @@ class AppUser(Base):
     webhook_url: Mapped[str | None] = mapped_column(String(500))
     webhook_secret: Mapped[str | None] = mapped_column(String(200))
     notify_channel: Mapped[str | None] = mapped_column(String(10))
+    # The web console's sign-in (engine.services.signin): a werkzeug.security hash, never the password.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
 
 
 class UserRole(Base):
