@@ -63,6 +63,7 @@ BLUEPRINTS = (
     "admin",
     "incidents",
     "outbox",
+    "mediation",
 )
 
 

@@ -30,6 +30,7 @@ PROTECTED = [
     ("get", "/api/v1/statistics/charts/trend.svg"), ("get", "/api/v1/assessment/2025-03"),
     ("get", "/api/v1/assessment/2025-03.xlsx"),
     ("get", "/api/v1/incidents"), ("get", "/api/v1/incidents/1"), ("post", "/api/v1/incidents/1/retry"),
+    ("post", "/api/v1/mediation/dockings"), ("get", "/api/v1/mediation/dockings/2025-000001"),
 ]
 
 
@@ -72,6 +73,7 @@ def test_openapi_document_and_swagger_ui(client):
         "POST /api/v1/admin/users/{username}/tokens",
         "GET /api/v1/incidents", "GET /api/v1/incidents/{incident_id}", "POST /api/v1/incidents/{incident_id}/retry",
         "GET /api/v1/cases/{case_no}/notifications", "GET /api/v1/outbox", "POST /api/v1/outbox/{message_id}/retry",
+        "POST /api/v1/mediation/dockings", "GET /api/v1/mediation/dockings/{case_no}",
     }
     assert spec["paths"]["/api/v1/intake"]["post"]["security"] == [{"apiKey": []}]
     assert spec["paths"]["/healthz"]["get"]["security"] == []

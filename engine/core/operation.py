@@ -186,6 +186,14 @@ class CaseOperation:
     def ready_manual_tasks(self):
         return [t for t in self.all_tasks() if t.state == TaskState.READY and t.task_spec.manual]
 
+    def workflow_data(self) -> dict:
+        """The case's data as the workflow holds it now: its end data, else the latest step's."""
+        if self.workflow.is_completed():
+            return dict(self.workflow.data)
+        done = [t for t in self.all_tasks() if t.state & (TaskState.READY | TaskState.COMPLETED)]
+        latest = max(done, key=lambda t: t.last_state_change, default=None)
+        return dict(latest.data) if latest is not None else {}
+
     def seed(self, data: dict) -> None:
         """Put the initial data on the start of a new workflow."""
         for task in self.workflow.get_tasks(state=TaskState.READY):
@@ -349,7 +357,7 @@ class CaseOperation:
         row = CaseTask(
             id=str(task.id), case_id=self.case.id, bpmn_id=task.task_spec.bpmn_id,
             name=meta.name if meta else task.task_spec.bpmn_id, lane=task.task_spec.lane,
-            role=rule.role if rule else None, unit_code=self.unit_for(rule),
+            role=rule.role if rule else None, unit_code=self.unit_for(rule, task.data),
             state=TaskRowState.READY.value, created_at=self.now,
         )
         self.session.add(row)
@@ -373,12 +381,12 @@ class CaseOperation:
         self._task_ended(task, TaskRowState.COMPLETED, self.actor)
         self.event("task_completed", task=task, payload={"data": data})
 
-    def unit_for(self, rule) -> str | None:
-        return self.rt.tables.unit_for(rule, self.case.community_code, self.case.routed_unit)
+    def unit_for(self, rule, data: dict | None = None) -> str | None:
+        return self.rt.tables.unit_for(rule, self.case.community_code, self.case.routed_unit, data)
 
     def _refuse_unitless(self, task, rule) -> None:
         """A ready user task nobody could see is never created: the whole operation rolls back instead."""
-        gap = self.rt.tables.unit_gap(rule, self.case.community_code, self.case.routed_unit)
+        gap = self.rt.tables.unit_gap(rule, self.case.community_code, self.case.routed_unit, task.data)
         if gap is None:
             return
         element, lane = task.task_spec.bpmn_id, task.task_spec.lane
@@ -407,7 +415,7 @@ class CaseOperation:
                 case.status = meta.status
             if rule is not None:
                 case.level = rule.level
-                case.current_unit = self.unit_for(rule)
+                case.current_unit = self.unit_for(rule, task.data)
 
     def _end_event(self) -> str | None:
         ends = [t for t in self.workflow.tasks.values()

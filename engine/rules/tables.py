@@ -17,7 +17,7 @@ from pathlib import Path
 
 from engine.rules.calendar import load_time_limits
 from engine.rules.grids import GridTable, load_grids
-from engine.rules.organisation import LEVEL_KINDS, LEVEL_UNITS, Organisation, Unit  # noqa: F401  (re-exported)
+from engine.rules.organisation import DATA_SOURCE, LEVEL_KINDS, LEVEL_UNITS, Organisation, Unit  # noqa: F401
 
 UNIT_SOURCES = ("community", "routed_unit", "supervision_centre", "street", "district_coordination",
                 "city_coordination", "joint_meeting")
@@ -87,10 +87,17 @@ class Tables:
     def level_unit(self, level: str, community: str) -> str | None:
         return self.org.level_unit(level, community)
 
-    def unit_for(self, rule: LaneRule | None, community: str, routed_unit: str | None) -> str | None:
-        """The unit whose users are the candidates of a task in `rule`'s lane, for this case."""
+    def unit_for(self, rule: LaneRule | None, community: str, routed_unit: str | None,
+                 data: dict | None = None) -> str | None:
+        """The unit whose users are the candidates of a task in `rule`'s lane, for this case.
+
+        `data`: the task's data, for a lane whose unit the data names (`data:<name>`).
+        """
         if rule is None:
             return None
+        if rule.unit_from.startswith(DATA_SOURCE):
+            value = (data or {}).get(rule.unit_from[len(DATA_SOURCE):])
+            return value if isinstance(value, str) and value else None
         if rule.unit_from == "community":
             return community
         if rule.unit_from == "routed_unit":
@@ -99,14 +106,17 @@ class Tables:
             return self.org.level_unit(rule.unit_from, community)
         return self.fixed_units.get(rule.unit_from)
 
-    def unit_gap(self, rule: LaneRule | None, community: str, routed_unit: str | None) -> str | None:
+    def unit_gap(self, rule: LaneRule | None, community: str, routed_unit: str | None,
+                 data: dict | None = None) -> str | None:
         """Why a task in `rule`'s lane has no unit for this case (None when it has one)."""
         if rule is None:
             return "its lane is not in lanes.toml"
-        unit = self.unit_for(rule, community, routed_unit)
+        unit = self.unit_for(rule, community, routed_unit, data)
         if unit is not None:
             return None if not self.units or unit in self.units else f"{rule.unit_from}: unit {unit} is not in " \
                                                                       "the organisation"
+        if rule.unit_from.startswith(DATA_SOURCE):
+            return f"{rule.unit_from}: the case data names no unit"
         if rule.unit_from == "routed_unit":
             return "routed_unit: the case has not been routed to a unit"
         if rule.unit_from not in LEVEL_UNITS:
@@ -138,8 +148,11 @@ def load_tables(processes_dir: Path) -> Tables:
     lanes_doc = _read(processes_dir / "lanes.toml")
     lanes = {}
     for name, rule in lanes_doc.get("lanes", {}).items():
-        if rule.get("unit_from") not in UNIT_SOURCES:
-            raise ValueError(f"lanes.toml: lane {name!r}: unit_from must be one of {', '.join(UNIT_SOURCES)}")
+        source = rule.get("unit_from")
+        if source not in UNIT_SOURCES and not (isinstance(source, str) and source.startswith(DATA_SOURCE)
+                                               and source[len(DATA_SOURCE):].isidentifier()):
+            raise ValueError(f"lanes.toml: lane {name!r}: unit_from must be one of {', '.join(UNIT_SOURCES)} "
+                             "or data:<variable>")
         lanes[name] = LaneRule(name, rule["role"], rule["unit_from"], rule.get("level", "community"))
     fixed_units = dict(lanes_doc.get("units", {}))
     roles = {}
