@@ -64,6 +64,7 @@ BLUEPRINTS = (
     "incidents",
     "outbox",
     "mediation",
+    "assessments",
 )
 
 

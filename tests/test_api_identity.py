@@ -31,6 +31,8 @@ PROTECTED = [
     ("get", "/api/v1/assessment/2025-03.xlsx"),
     ("get", "/api/v1/incidents"), ("get", "/api/v1/incidents/1"), ("post", "/api/v1/incidents/1/retry"),
     ("post", "/api/v1/mediation/dockings"), ("get", "/api/v1/mediation/dockings/2025-000001"),
+    ("post", "/api/v1/assessments"), ("get", "/api/v1/assessments/2025-000001"),
+    ("post", "/api/v1/assessments/2025-000001/approval"), ("post", "/api/v1/assessments/2025-000001/links"),
 ]
 
 
@@ -74,6 +76,8 @@ def test_openapi_document_and_swagger_ui(client):
         "GET /api/v1/incidents", "GET /api/v1/incidents/{incident_id}", "POST /api/v1/incidents/{incident_id}/retry",
         "GET /api/v1/cases/{case_no}/notifications", "GET /api/v1/outbox", "POST /api/v1/outbox/{message_id}/retry",
         "POST /api/v1/mediation/dockings", "GET /api/v1/mediation/dockings/{case_no}",
+        "POST /api/v1/assessments", "GET /api/v1/assessments/{case_no}", "POST /api/v1/assessments/{case_no}/approval",
+        "POST /api/v1/assessments/{case_no}/links",
     }
     assert spec["paths"]["/api/v1/intake"]["post"]["security"] == [{"apiKey": []}]
     assert spec["paths"]["/healthz"]["get"]["security"] == []

@@ -14,6 +14,7 @@ from engine.store import (  # noqa: F401  (registers the tables)
     settings_models,
     timer_models,
     tracking_models,
+    procedure_models,
 )
 from engine.store.base import Base
 
