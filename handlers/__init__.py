@@ -11,7 +11,7 @@ A handler is `handler(ctx, params, data) -> dict`: `ctx` is the engine's
 handler may extend. The returned dict (plain JSON data) is stored under the
 task's result variable and recorded in the case's event log.
 """
-from handlers import assignment, lights, mediation, replies, routing, stability
+from handlers import assignment, lights, mediation, replies, routing, screening, stability
 
 HANDLERS = {
     "route_case": routing.route_case,
@@ -25,4 +25,6 @@ HANDLERS = {
     "find_confirmation_court": mediation.find_confirmation_court,
     "open_assessment": stability.open_assessment,
     "review_assessment": stability.review_assessment,
+    "open_screening_round": screening.open_screening_round,
+    "record_screening_finding": screening.record_screening_finding,
 }

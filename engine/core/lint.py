@@ -48,7 +48,8 @@ INITIAL_DATA = {
 # What the shared sub-procedures and separate procedures add to that (processes/mediation_docking.bpmn:
 # the body handed to and the clock it runs on, set by its handlers before any timer waits).
 PROCEDURE_DATA = {"mediation_body": "M", "mediation_kind": "people_mediation",
-                  "mediation_due": "2025-03-31T23:59:59+08:00", "session_count": 0, "max_mediation_sessions": 8}
+                  "mediation_due": "2025-03-31T23:59:59+08:00", "session_count": 0, "max_mediation_sessions": 8,
+                  "round_due": "2025-03-31T17:30:00+08:00", "screening_until": "2025-12-31T17:30:00+08:00"}
 SAMPLE_BY_TYPE = {"string": "x", "text": "x", "int": 1, "bool": True}
 MAX_GRID = 512
 COUNTER = re.compile(r"(^|_)(count|counter|index|attempts?|rounds?|tries|loops?|times|level)$")

@@ -20,6 +20,7 @@ from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.task import Task
+from sqlalchemy import select
 
 from engine import clock
 from engine.core.callbacks import enqueue_status_callback
@@ -32,6 +33,7 @@ from engine.rules.notifications import load_templates
 from engine.rules.status import CaseStatus, TaskRowState, check_task_transition
 from engine.store.ledger import append_events, state_digest
 from engine.store.models import Case, CaseTask, Outbox
+from engine.store.procedure_models import ScreeningPeriod
 from engine.store.timer_models import Supervision
 
 RECORDED = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.COMPLETED \
@@ -78,6 +80,23 @@ class HandlerContext:
         self._op.session.add(record)
         self._op.session.flush()
         return record.id
+
+    def claim_screening_period(self, level: str, period_start, units: list[str]) -> int | None:
+        """Record that `level`'s round for the period starting `period_start` opens now; None if one exists.
+
+        The unique (level, period_start) key makes this hold across workers and restarts: a second
+        claim in another transaction fails on commit and that firing is retried, finding the row.
+        """
+        session = self._op.session
+        found = session.scalar(select(ScreeningPeriod.id).where(ScreeningPeriod.level == level,
+                                                                ScreeningPeriod.period_start == period_start))
+        if found is not None:
+            return None
+        row = ScreeningPeriod(level=level, period_start=period_start, case_id=self.case.id, units=list(units),
+                              opened_at=self.now, opened_by=self._op.actor)
+        session.add(row)
+        session.flush()
+        return row.id
 
     def supervision_centre(self) -> str | None:
         return self.tables.fixed_units.get("supervision_centre")

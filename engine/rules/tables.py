@@ -4,7 +4,8 @@ One place for each rule: `routing.toml` (category → responsible unit and
 time-limit class), `lanes.toml` (lane → role, unit and level),
 `time_limits.toml` (deadlines, rework caps), `organisation.toml` (the unit
 tree the engine reads until the database holds one: see `engine.rules.organisation`) and
-`grids.toml` (grid → community, `engine.rules.grids`). Process designers edit these files;
+`grids.toml` (grid → community, `engine.rules.grids`), `screening.toml` (the
+screening cycles, `engine.rules.screening`). Process designers edit these files;
 nothing else hard-codes them.
 `lanes.toml` also says, under [roles], which role may act for another in its
 unit (the work centre for its handlers) and which roles may delegate.
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from engine.rules.calendar import load_time_limits
 from engine.rules.grids import GridTable, load_grids
+from engine.rules.screening import ScreeningSchedule, load_screening
 from engine.rules.organisation import DATA_SOURCE, LEVEL_KINDS, LEVEL_UNITS, Organisation, Unit  # noqa: F401
 
 UNIT_SOURCES = ("community", "routed_unit", "supervision_centre", "street", "district_coordination",
@@ -64,6 +66,7 @@ class Tables:
     roles: dict[str, RoleRule] = field(default_factory=dict)
     grids: GridTable = field(default_factory=lambda: GridTable((), None))
     file_org: Organisation = field(default_factory=Organisation)
+    screening: ScreeningSchedule = field(default_factory=lambda: load_screening(Path("/nonexistent")))
 
     @property
     def units(self) -> dict[str, Unit]:
@@ -172,4 +175,5 @@ def load_tables(processes_dir: Path) -> Tables:
         routes[category] = Route(category, row["name"], row["unit"], row["time_limit_class"], row["process"])
     org = Organisation(units.values())
     return Tables(routes=routes, lanes=lanes, fixed_units=fixed_units, time_limits=time_limits, org=org,
-                  roles=roles, file_org=org, grids=load_grids(processes_dir, units))
+                  roles=roles, file_org=org, grids=load_grids(processes_dir, units),
+                  screening=load_screening(processes_dir))
