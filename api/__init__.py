@@ -65,6 +65,7 @@ BLUEPRINTS = (
     "outbox",
     "mediation",
     "assessments",
+    "screening",
 )
 
 

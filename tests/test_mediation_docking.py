@@ -3,6 +3,7 @@ agreement, failure and return, the body's own clock going red, replay and audit 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -165,3 +166,32 @@ def test_a_unit_that_is_no_mediation_body_is_refused(rt, clock):
     assert set(err.value.errors) == {"mediation_body", "title"}
     with rt.db.read() as s:
         assert s.scalar(select(func.count()).select_from(Case)) == 0
+
+
+def test_called_from_a_category_procedure_through_a_call_activity(rt, clock):
+    from engine.services.processes import deploy_paths
+    from engine.services.procedures import start_procedure
+
+    deploy_paths(rt, [Path(__file__).parent / "fixtures" / "docking_caller.bpmn",
+                      rt.processes_dir / "mediation_docking.bpmn"], "tests")
+    record = {"title": "医疗纠纷", "description": "转医调委", "category": "medical", "channel": "walk_in",
+              "community": COMMUNITY, "routed_unit": "YC-WJW"}
+    case = start_procedure(rt, "docking_caller", record, {"category": "medical", "community": COMMUNITY,
+                                                          "routed_unit": "YC-WJW", "mediation_body": "YC-YTW"},
+                           "wjw_handler")
+    task = open_task(case)
+    assert (task["element"], task["unit"]) == ("accept_mediation", "YC-YTW")  # inside the called procedure
+    case = do(rt, case, "accept_mediation", acceptance="accept")
+    case = session(rt, case, "agreement", **TEAM)
+    case = do(rt, case, "record_agreement", agreement_text="赔偿3万元", agreement_amount=30000,
+              judicial_confirmation=False)
+    task = open_task(case)  # back in the caller, at the responsible unit, with the docking's outputs
+    assert (task["element"], task["unit"]) == ("after_docking", "YC-WJW")
+    with rt.db.read() as s:
+        from engine.core.operation import CaseOperation
+
+        row = s.scalar(select(Case))
+        data = CaseOperation(rt, s, row, "t", rt.definitions.get(s, row.definition_id)).workflow_data()
+    assert (data["mediation_outcome"], data["agreement_amount"], len(data["mediation_sessions"])) == \
+        ("agreement", 30000, 1)
+    verified(rt, case["case_no"])

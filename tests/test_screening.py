@@ -99,3 +99,11 @@ def test_findings_nothing_new_and_a_new_case_linked_to_the_round(rt, clock):
     assert len(open_screen_tasks(rt)) == len(tasks) - 2
     [(schedule_no,)] = _schedule_cases(rt)
     assert audit.verify_cases(rt, [schedule_no])["failed"] == 0
+
+
+def test_the_demo_has_its_schedules_and_an_assessment(rt, demo, clock):
+    from engine.services.demo_procedures import seed_demo_procedures
+
+    first = seed_demo_procedures(rt)
+    assert first["schedules_started"] == ["community", "street", "city"] and first["assessment"]
+    assert seed_demo_procedures(rt) == {"schedules_started": [], "assessment": None}

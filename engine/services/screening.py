@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from engine import clock
 from engine.core.operation import CaseOperation
-from engine.errors import InvalidInput, TaskNotFound
+from engine.errors import Forbidden, InvalidInput, TaskNotFound
 from engine.rules.status import CaseStatus
 from engine.services import cases
 from engine.services.procedures import start_procedure
@@ -28,14 +28,21 @@ from engine.store.procedure_models import ScreeningFinding, ScreeningPeriod
 PROCESS_ID = "screening"
 CATEGORY = "screening"
 FINDINGS = ("nothing_new", "new_case", "risk_update")
+SCHEDULERS = frozenset({"supervisor", "admin"})
 
 
 def _title(rule) -> str:
     return f"{rule.name}（{rule.key}）"
 
 
-def start_schedule(rt, level: str, actor: str = "system", days: int = 366) -> dict:
-    """The level's screening schedule, running for `days` days; the open one if it runs already."""
+def start_schedule(rt, level: str, actor: str = "system", days: int = 366, *, user=None) -> dict:
+    """The level's screening schedule, running for `days` days; the open one if it runs already.
+
+    Given a `user`, they must be a supervisor or an administrator."""
+    if user is not None:
+        if not user.roles & SCHEDULERS:
+            raise Forbidden(f"{user.username} may not start screening schedules")
+        actor = user.username
     schedule = rt.tables.screening
     if level not in schedule.levels:
         raise InvalidInput(f"no screening level {level!r}", errors={
