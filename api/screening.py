@@ -5,6 +5,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from api.auth import caller, require_token, runtime
+from api.cases import IntakeIn, ReporterIn
 from api.parsing import Blueprint
 from api.schemas import CaseOut, RequestSchema
 from engine.services import people_log, screening
@@ -41,12 +42,20 @@ class RoundOut(Schema):
     findings = fields.List(fields.Nested(FindingOut))
 
 
+class ScreeningIntakeIn(IntakeIn):
+    """The intake form of a case found in screening: its channel is `screening`, reported now."""
+
+    class Meta:
+        exclude = ("channel", "reported_at")
+
+
 class FindingIn(RequestSchema):
     finding = fields.String(required=True, validate=validate.OneOf(screening.FINDINGS))
     note = fields.String(validate=validate.Length(min=1, max=5000))
     case_no = fields.String(validate=validate.Length(min=1, max=20),
                             metadata={"description": "new_case: a case registered already"})
-    intake = fields.Dict(metadata={"description": "new_case: the new case's intake form (channel screening)"})
+    intake = fields.Nested(ScreeningIntakeIn, metadata={"description": "new_case: the new case's intake form (its channel is "
+                                                              "set to screening)"})
 
 
 class FindingResultOut(Schema):
@@ -112,7 +121,7 @@ class CountOut(Schema):
 
 class ToCaseIn(RequestSchema):
     category = fields.String(required=True, validate=validate.Length(min=1, max=50))
-    reporter = fields.Dict(required=True, metadata={"description": "name, phone, id_no (the intake's reporter)"})
+    reporter = fields.Nested(ReporterIn, required=True)
     title = fields.String(validate=validate.Length(min=1, max=200))
     address = fields.String(validate=validate.Length(min=1, max=300))
 

@@ -12,13 +12,13 @@ its amount and an optional judicial confirmation by the court) or a failure
 from __future__ import annotations
 
 from engine.core.operation import CaseOperation
-from engine.errors import InvalidInput
-from engine.rules import access
+from engine.errors import CaseNotFound, Forbidden, InvalidInput
 from engine.rules.organisation import is_mediation_kind
 from engine.services.cases import find_case
 from engine.services.procedures import start_procedure
 
 PROCESS_ID = "mediation_docking"
+HANDING_ROLES = frozenset({"handler", "dispatcher", "leader"})
 OUTPUTS = ("mediation_outcome", "agreement_amount", "judicial_confirmation", "mediation_sessions",
            "mediation_kind", "mediation_body", "court_body", "mediation_failure", "agreement_text")
 
@@ -34,7 +34,9 @@ def _text(form: dict, name: str, errors: dict, limit: int) -> str | None:
 def hand_to_mediation(rt, form: dict, actor: str | None = None, *, user=None) -> dict:
     """Start a docking case; bad fields are refused together, naming each, and nothing is stored."""
     if user is not None:
-        access.require_writer(user)
+        if not user.roles & HANDING_ROLES:
+            raise Forbidden(f"{user.username} is no handler, dispatcher or leader of a unit that could hand a "
+                            "case on")
         actor = user.username
     form = form if isinstance(form, dict) else {}
     errors: dict = {}
@@ -71,4 +73,6 @@ def mediation_record(rt, case_no: str, user=None) -> dict:
         definition = rt.definitions.get(session, case.definition_id)
         op = CaseOperation(rt, session, case, "reader", definition)
         data = op.workflow_data()
+        if "mediation_body" not in data:
+            raise CaseNotFound(f"case {case_no} was never handed to a mediation body")
         return {"case_no": case.case_no, "status": case.status, **{k: data.get(k) for k in OUTPUTS}}

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from sqlalchemy import func, select
 
 from engine import clock
-from engine.errors import Conflict, InvalidInput, NotFound
+from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from engine.rules import access
 from engine.services import cases
 from engine.store.models import Case
@@ -56,6 +56,8 @@ def record_entry(rt, form: dict, actor: str | None = None, *, user=None) -> dict
     errors: dict = {}
     community = form.get("community")
     if user is not None:
+        if "grid_worker" not in user.roles:
+            raise Forbidden(f"{user.username} is no grid worker: the people's-conditions log is the grid workers'")
         community = access.require_intake(rt.tables, user, community)
         actor = user.username
     grid = _text(form, "grid", errors, 50)

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine import clock
 from engine.core.operation import CaseOperation
-from engine.errors import Conflict, Forbidden, InvalidInput
+from engine.errors import CaseNotFound, Conflict, Forbidden, InvalidInput
 from engine.rules import access
 from engine.services.cases import find_case
 from engine.services.procedures import start_procedure
@@ -33,6 +33,8 @@ OWNER_KINDS = ("city_department", "district_department", "street", "district", "
 # Dispute categories that may reference an assessment (routing.toml keys).
 LINKABLE_CATEGORIES = ("demolition", "enterprise")
 ALLOWING = ("proceed", "proceed_with_measures")
+OWNER_ROLES = frozenset({"handler", "dispatcher", "leader"})
+APPROVERS = frozenset({"leader"})
 OUTPUTS = ("project_kind", "owner_unit", "assessor", "opinion_units", "opinions", "hearing_kind", "respondents",
            "support_percent", "risk_level", "assessment_decision", "measures", "measures_done",
            "assessment_finished")
@@ -51,6 +53,9 @@ def _text(form, name, errors, limit, required=True):
 def start_assessment(rt, form: dict, actor: str | None = None, *, user=None) -> dict:
     form = form if isinstance(form, dict) else {}
     errors: dict = {}
+    if user is not None and (user.unit_kind not in OWNER_KINDS or not user.roles & OWNER_ROLES):
+        raise Forbidden(f"{user.username} does not work for a project's owner unit (a department, district or "
+                        "street office): a stability assessment is not a citizen's request")
     owner = form.get("owner_unit", user.unit_code if user is not None else None)
     unit = rt.tables.units.get(owner) if isinstance(owner, str) else None
     if unit is None or not unit.active or unit.kind not in OWNER_KINDS:
@@ -99,8 +104,11 @@ def _assessment(rt, session, case_no, user=None, field="assessment") -> tuple[Ca
 
 
 def assessment_view(rt, case_no: str, user=None) -> dict:
+    """The assessment's record; a case that is no assessment does not exist here (CaseNotFound)."""
     with rt.db.read() as session:
         case = find_case(rt, session, case_no, user)
+        if rt.definitions.get(session, case.definition_id).process_id != PROCESS_ID:
+            raise CaseNotFound(f"case {case_no} is not a stability risk assessment")
         case, data = _assessment(rt, session, case.case_no, user)
         approval = session.scalar(select(ProjectApproval).where(ProjectApproval.assessment_case_id == case.id))
         links = session.scalars(select(Case.case_no).join(AssessmentLink, AssessmentLink.case_id == Case.id)
@@ -113,9 +121,12 @@ def assessment_view(rt, case_no: str, user=None) -> dict:
 
 
 def approve_project(rt, case_no: str, actor: str | None = None, note: str | None = None, *, user=None) -> dict:
-    """Mark the assessed project approved: only after a finished assessment whose decision allows it."""
+    """Mark the assessed project approved: only after a finished assessment whose decision allows it.
+
+    Given a `user`, they must be a leader (the approving authority's signature)."""
     if user is not None:
-        access.require_writer(user)
+        if not user.roles & APPROVERS:
+            raise Forbidden(f"{user.username} is not a leader: only a leader approves a project")
         actor = user.username
     with rt.db.write() as session:
         case, data = _assessment(rt, session, case_no, user)
@@ -142,7 +153,8 @@ def approve_project(rt, case_no: str, actor: str | None = None, note: str | None
 def link_case(rt, case_no: str, dispute_case_no: str, actor: str | None = None, *, user=None) -> dict:
     """A demolition or enterprise-restructuring dispute references the assessment of its project."""
     if user is not None:
-        access.require_writer(user)
+        if not user.roles & OWNER_ROLES:
+            raise Forbidden(f"{user.username} may not link cases to an assessment")
         actor = user.username
     with rt.db.write() as session:
         case, _ = _assessment(rt, session, case_no, user)
