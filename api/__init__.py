@@ -64,6 +64,9 @@ BLUEPRINTS = (
     "incidents",
     "outbox",
     "ops",
+    "mediation",
+    "assessments",
+    "screening",
 )
 
 

@@ -16,8 +16,8 @@ def runtime():
 
 
 def register_commands(app: Flask) -> None:
-    from cli import (apikeys, audit, idempotency, incidents, org, outbox, processes, report, serve, simulate,
-                     timers, users)
+    from cli import (apikeys, audit, idempotency, incidents, org, outbox, processes, report, screening, serve,
+                     simulate, timers, users)
 
     for group in (
         processes.processes_cli,
@@ -35,6 +35,7 @@ def register_commands(app: Flask) -> None:
         outbox.outbox_cli,
         idempotency.idempotency_cli,
         incidents.incidents_cli,
+        screening.screening_cli,
     ):
         app.cli.add_command(group)
 

@@ -110,6 +110,7 @@ def _prepare_demo(rotate_tokens: bool, speed: float) -> Path:
     """Schema, processes, the demo mark, organisation and users; the token file kept valid. Returns its path."""
     from engine.errors import Conflict
     from engine.services.instance import mark_instance
+    from engine.services.demo_procedures import seed_demo_procedures
     from engine.services.seed import seed_demo
     from engine.services.signin import set_demo_passwords
 
@@ -130,6 +131,7 @@ def _prepare_demo(rotate_tokens: bool, speed: float) -> Path:
     token_file.write_text("".join(f"{u['username']}\t{u['token']}\n" for u in users))
     token_file.chmod(0o600)
     renewed = sum(u["token"] != kept.get(u["username"]) for u in users)
+    run_service(seed_demo_procedures, runtime())  # the screening schedules and a demo stability assessment
     click.echo(f"demo organisation loaded; tokens of the {len(users)} demo users in {token_file} "
                f"({len(users) - renewed} kept, {renewed} new)")
     return token_file

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from engine.core.definitions import Definitions
 from engine.rules.calendar import WorkingCalendar, load_calendar, sandbox_functions
 from engine.rules.deadlines import deadline_functions
+from engine.rules.screening import screening_functions
 from engine.rules.tables import Tables, load_tables
 from engine.services.org_cache import OrgCache
 from engine.store.db import Database
@@ -41,7 +42,8 @@ def build_runtime(engine: Engine, processes_dir: Path, handlers: dict, tz: str =
     processes_dir = Path(processes_dir)
     tables = load_tables(processes_dir)
     calendar = load_calendar(processes_dir, tz)
-    functions = {**sandbox_functions(calendar), **deadline_functions(calendar, tables.time_limits)}
+    functions = {**sandbox_functions(calendar), **deadline_functions(calendar, tables.time_limits),
+                 **screening_functions(tables.screening, calendar)}
     definitions = Definitions(tables, handlers.keys(), functions.keys(), functions)
     db = Database(engine, **database_options)
     org_cache = OrgCache(tables)

@@ -11,7 +11,7 @@ A handler is `handler(ctx, params, data) -> dict`: `ctx` is the engine's
 handler may extend. The returned dict (plain JSON data) is stored under the
 task's result variable and recorded in the case's event log.
 """
-from handlers import assignment, lights, replies, routing
+from handlers import assignment, lights, mediation, replies, routing, screening, stability
 
 HANDLERS = {
     "route_case": routing.route_case,
@@ -19,4 +19,12 @@ HANDLERS = {
     "assign_case": assignment.assign_case,
     "yellow_light": lights.yellow_light,
     "red_light": lights.red_light,
+    "dock_mediation": mediation.dock_mediation,
+    "start_mediation_clock": mediation.start_mediation_clock,
+    "record_mediation_session": mediation.record_mediation_session,
+    "find_confirmation_court": mediation.find_confirmation_court,
+    "open_assessment": stability.open_assessment,
+    "review_assessment": stability.review_assessment,
+    "open_screening_round": screening.open_screening_round,
+    "record_screening_finding": screening.record_screening_finding,
 }

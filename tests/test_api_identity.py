@@ -30,6 +30,13 @@ PROTECTED = [
     ("get", "/api/v1/statistics/charts/trend.svg"), ("get", "/api/v1/assessment/2025-03"),
     ("get", "/api/v1/assessment/2025-03.xlsx"),
     ("get", "/api/v1/incidents"), ("get", "/api/v1/incidents/1"), ("post", "/api/v1/incidents/1/retry"),
+    ("post", "/api/v1/mediation/dockings"), ("get", "/api/v1/mediation/dockings/2025-000001"),
+    ("post", "/api/v1/assessments"), ("get", "/api/v1/assessments/2025-000001"),
+    ("post", "/api/v1/assessments/2025-000001/approval"), ("post", "/api/v1/assessments/2025-000001/links"),
+    ("post", "/api/v1/screening/schedules"), ("get", "/api/v1/screening/rounds"),
+    ("post", "/api/v1/screening/tasks/00000000-0000-0000-0000-000000000000/findings"),
+    ("get", "/api/v1/screening/log"), ("post", "/api/v1/screening/log"), ("get", "/api/v1/screening/log/counts?by=grid"),
+    ("post", "/api/v1/screening/log/1/case"),
 ]
 
 
@@ -73,6 +80,12 @@ def test_openapi_document_and_swagger_ui(client):
         "GET /api/v1/incidents", "GET /api/v1/incidents/{incident_id}", "POST /api/v1/incidents/{incident_id}/retry",
         "GET /api/v1/cases/{case_no}/notifications", "GET /api/v1/outbox", "POST /api/v1/outbox/{message_id}/retry",
         "GET /readyz", "GET /metrics",
+        "POST /api/v1/mediation/dockings", "GET /api/v1/mediation/dockings/{case_no}",
+        "POST /api/v1/assessments", "GET /api/v1/assessments/{case_no}", "POST /api/v1/assessments/{case_no}/approval",
+        "POST /api/v1/assessments/{case_no}/links",
+        "POST /api/v1/screening/schedules", "GET /api/v1/screening/rounds",
+        "POST /api/v1/screening/tasks/{task_id}/findings", "GET /api/v1/screening/log", "POST /api/v1/screening/log",
+        "GET /api/v1/screening/log/counts", "POST /api/v1/screening/log/{entry_id}/case",
     }
     assert spec["paths"]["/api/v1/intake"]["post"]["security"] == [{"apiKey": []}]
     assert spec["paths"]["/healthz"]["get"]["security"] == []

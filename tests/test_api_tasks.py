@@ -168,7 +168,7 @@ def test_a_stale_version_is_a_409(api):
 
 def test_process_definitions_and_their_bpmn(api, rt):
     processes = api.get("/api/v1/processes", "designer").get_json()
-    [standard] = processes
+    [standard] = [p for p in processes if p["process_id"] == "standard_dispute"]
     assert standard["process_id"] == "standard_dispute" and standard["latest"] == 1
     assert [v["version"] for v in standard["versions"]] == [1]
     assert standard["versions"][0]["source"] == "standard_dispute.bpmn"

@@ -319,10 +319,12 @@ def test_input_validation(cal):
 def test_load_time_limits():
     limits = load_time_limits(PROCESSES)
     assert limits["warning"]["days_before_due"] == 1
-    assert limits["steps"] == {"mediation": 3, "sign_for": 1, "approval": 1, "evaluation": 3, "review": 3}
+    assert {k: limits["steps"][k] for k in ("mediation", "sign_for", "approval", "evaluation", "review")} == \
+        {"mediation": 3, "sign_for": 1, "approval": 1, "evaluation": 3, "review": 3}
+    assert limits["steps"]["mediation_accept"] == 1 and limits["mediation_bodies"]["medical_mediation"] == 22
     assert limits["handling"] == {"administrative_approval": 7, "law_and_regulation": 17, "routine": 9}
     assert limits["escalation"]["joint_meeting"] == 10
-    assert limits["rework"] == {"max_reworks": 3, "max_returns": 3}
+    assert {k: limits["rework"][k] for k in ("max_reworks", "max_returns")} == {"max_reworks": 3, "max_returns": 3}
 
 
 @pytest.mark.parametrize("bad", ["0", "-2", "1.5", '"3"', "true"])

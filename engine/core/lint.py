@@ -45,6 +45,11 @@ INITIAL_DATA = {
     "rework_count": 0, "return_count": 0, "ladder_index": 0, "assign_unit": None,
     "time_limit_class": None, "max_reworks": 3, "max_returns": 3,
 }
+# What the shared sub-procedures and separate procedures add to that (processes/mediation_docking.bpmn:
+# the body handed to and the clock it runs on, set by its handlers before any timer waits).
+PROCEDURE_DATA = {"mediation_body": "M", "mediation_kind": "people_mediation",
+                  "mediation_due": "2025-03-31T23:59:59+08:00", "session_count": 0, "max_mediation_sessions": 8,
+                  "round_due": "2025-03-31T17:30:00+08:00", "screening_until": "2025-12-31T17:30:00+08:00"}
 SAMPLE_BY_TYPE = {"string": "x", "text": "x", "int": 1, "bool": True}
 MAX_GRID = 512
 COUNTER = re.compile(r"(^|_)(count|counter|index|attempts?|rounds?|tries|loops?|times|level)$")
@@ -92,7 +97,7 @@ def samples(root, tables) -> tuple[list[dict], dict]:
     fields, choices = _enum_choices(root)
     classes = sorted(tables.time_limits.get("handling", {})) or [None]
     limits = tables.time_limits.get("rework", {})
-    base = {**INITIAL_DATA, **{k: v for k, v in limits.items() if k in INITIAL_DATA}}
+    base = {**INITIAL_DATA, **PROCEDURE_DATA, **{k: v for k, v in limits.items() if k in INITIAL_DATA}}
     return [{**base, **fields, "time_limit_class": c} for c in classes], choices
 
 

@@ -23,6 +23,7 @@ from SpiffWorkflow.task import Task
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import select
 
 from engine import clock
 from engine.core.callbacks import enqueue_status_callback
@@ -35,6 +36,8 @@ from engine.rules.notifications import load_templates
 from engine.rules.status import CaseStatus, TaskRowState, check_task_transition
 from engine.store.ledger import append_events, state_digest
 from engine.store.models import Case, CaseTask, CaseUnit, Outbox
+from engine.store.models import Case, CaseTask, Outbox
+from engine.store.procedure_models import ScreeningPeriod
 from engine.store.timer_models import Supervision
 
 RECORDED = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.COMPLETED \
@@ -81,6 +84,23 @@ class HandlerContext:
         self._op.session.add(record)
         self._op.session.flush()
         return record.id
+
+    def claim_screening_period(self, level: str, period_start, units: list[str]) -> int | None:
+        """Record that `level`'s round for the period starting `period_start` opens now; None if one exists.
+
+        The unique (level, period_start) key makes this hold across workers and restarts: a second
+        claim in another transaction fails on commit and that firing is retried, finding the row.
+        """
+        session = self._op.session
+        found = session.scalar(select(ScreeningPeriod.id).where(ScreeningPeriod.level == level,
+                                                                ScreeningPeriod.period_start == period_start))
+        if found is not None:
+            return None
+        row = ScreeningPeriod(level=level, period_start=period_start, case_id=self.case.id, units=list(units),
+                              opened_at=self.now, opened_by=self._op.actor)
+        session.add(row)
+        session.flush()
+        return row.id
 
     def supervision_centre(self) -> str | None:
         return self.tables.fixed_units.get("supervision_centre")
@@ -192,6 +212,14 @@ class CaseOperation:
 
     def ready_manual_tasks(self):
         return [t for t in self.all_tasks() if t.state == TaskState.READY and t.task_spec.manual]
+
+    def workflow_data(self) -> dict:
+        """The case's data as the workflow holds it now: its end data, else the latest step's."""
+        if self.workflow.is_completed():
+            return dict(self.workflow.data)
+        done = [t for t in self.all_tasks() if t.state & (TaskState.READY | TaskState.COMPLETED)]
+        latest = max(done, key=lambda t: t.last_state_change, default=None)
+        return dict(latest.data) if latest is not None else {}
 
     def seed(self, data: dict) -> None:
         """Put the initial data on the start of a new workflow."""
@@ -384,7 +412,7 @@ class CaseOperation:
         row = CaseTask(
             id=str(task.id), case_id=self.case.id, bpmn_id=task.task_spec.bpmn_id,
             name=meta.name if meta else task.task_spec.bpmn_id, lane=task.task_spec.lane,
-            role=rule.role if rule else None, unit_code=self.unit_for(rule),
+            role=rule.role if rule else None, unit_code=self.unit_for(rule, task.data),
             state=TaskRowState.READY.value, created_at=self.now,
         )
         self.session.add(row)
@@ -408,12 +436,12 @@ class CaseOperation:
         self._task_ended(task, TaskRowState.COMPLETED, self.actor)
         self.event("task_completed", task=task, payload={"data": data})
 
-    def unit_for(self, rule) -> str | None:
-        return self.rt.tables.unit_for(rule, self.case.community_code, self.case.routed_unit)
+    def unit_for(self, rule, data: dict | None = None) -> str | None:
+        return self.rt.tables.unit_for(rule, self.case.community_code, self.case.routed_unit, data)
 
     def _refuse_unitless(self, task, rule) -> None:
         """A ready user task nobody could see is never created: the whole operation rolls back instead."""
-        gap = self.rt.tables.unit_gap(rule, self.case.community_code, self.case.routed_unit)
+        gap = self.rt.tables.unit_gap(rule, self.case.community_code, self.case.routed_unit, task.data)
         if gap is None:
             return
         element, lane = task.task_spec.bpmn_id, task.task_spec.lane
@@ -442,7 +470,7 @@ class CaseOperation:
                 case.status = meta.status
             if rule is not None:
                 case.level = rule.level
-                case.current_unit = self.unit_for(rule)
+                case.current_unit = self.unit_for(rule, task.data)
 
     def _end_event(self) -> str | None:
         ends = [t for t in self.workflow.tasks.values()

@@ -3,6 +3,7 @@
 The light (red past due, yellow past the warning point, green before) is
 decided here once, in Python for views and in SQL for lists and filters.
 
+`due_at('mediation_body', kind)` is a mediation body's own limit ([mediation_bodies]).
 `due_at(step, limit_class=None)` and `warn_at(step, limit_class=None)` read the
 one table of time limits (`processes/time_limits.toml`) and count working days
 on the working calendar from the clock's "now": the diagram says *which* limit
@@ -57,6 +58,11 @@ def step_days(time_limits: dict, step: str, limit_class: str | None = None) -> i
         table = time_limits["handling"]
         if limit_class not in table:
             raise ValueError(f"no handling limit for time-limit class {limit_class!r}")
+        return table[limit_class]
+    if step == "mediation_body":  # the mediation body's own limit, by its unit kind
+        table = time_limits.get("mediation_bodies", {})
+        if limit_class not in table:
+            raise ValueError(f"no time limit for mediation bodies of kind {limit_class!r} in time_limits.toml")
         return table[limit_class]
     for section in ("steps", "escalation"):
         if step in time_limits[section]:

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-CHANNELS = ("walk_in", "hotline_12345", "hotline_12348", "sms", "web", "grid_worker", "police_110")
+CHANNELS = ("walk_in", "hotline_12345", "hotline_12348", "sms", "web", "grid_worker", "police_110", "screening")
 PHONE = validate.Regexp(r"^\+?[0-9][0-9\- ]{5,19}$", error="must be a phone number of 6 to 20 digits")
 # Paper records entered late go back years at most; nothing was reported before this system's era.
 EARLIEST_REPORT = datetime(2000, 1, 1, tzinfo=timezone.utc)

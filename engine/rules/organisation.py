@@ -28,7 +28,18 @@ from typing import Iterable
 
 # intake_desk: a first-contact desk (the 12345 hotline's) that accepts what cannot be placed in a community.
 KINDS = ("city", "district", "street", "community", "city_department", "district_department",
-         "coordination_office", "joint_meeting", "supervision_centre", "intake_desk")
+         "coordination_office", "joint_meeting", "supervision_centre", "intake_desk",
+         # Mediation bodies (调解组织): the kinds end in `_mediation`. 人民调解委员会, 驻所调解室 (police
+         # station), 诉调对接室 (court), 检调对接室 (procuratorate), 医调委 (medical disputes),
+         # 交通事故联动调解中心 (the traffic four-in-one centre), 劳动争议调解委员会 (labour disputes).
+         "people_mediation", "police_mediation", "court_mediation", "procuratorate_mediation",
+         "medical_mediation", "traffic_mediation", "labour_mediation")
+MEDIATION_SUFFIX = "_mediation"
+
+
+def is_mediation_kind(kind: str | None) -> bool:
+    """A mediation body's kind: it ends in `_mediation` (the contract later checks rely on)."""
+    return bool(kind) and kind.endswith(MEDIATION_SUFFIX)
 # The kinds that are levels of the tree themselves; any other unit takes the level of its parent.
 LEVEL_KINDS = ("city", "district", "street", "community")
 # Coordination levels above a community, found in the unit tree: (ancestor kind, unit kind under it).
@@ -39,6 +50,8 @@ LEVEL_UNITS = {
     "joint_meeting": ("city", "joint_meeting"),
 }
 LADDER = ("street", "district_coordination", "city_coordination", "joint_meeting")
+# A lane whose `unit_from` is "data:<name>" takes its unit from the task data variable <name>.
+DATA_SOURCE = "data:"
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,22 @@ class Organisation:
     def is_active(self, code: str | None) -> bool:
         unit = self.units.get(code) if code else None
         return unit is not None and unit.active
+
+    def mediation_bodies(self, kind: str | None = None) -> list[str]:
+        """The active mediation bodies (of one kind, if given), by code."""
+        return sorted(c for c, u in self.units.items() if u.active and is_mediation_kind(u.kind)
+                      and (kind is None or u.kind == kind))
+
+    def nearest_of_kind(self, unit_code: str, kind: str) -> str | None:
+        """The active unit of `kind` closest above `unit_code`: itself, a sibling under the nearest ancestor, ..."""
+        for unit in self._up(unit_code):
+            if unit.kind == kind and unit.active:
+                return unit.code
+            found = sorted(c for c in self._children.get(unit.code, ())
+                           if self.units[c].kind == kind and self.units[c].active)
+            if found:
+                return found[0]
+        return None
 
     def communities(self) -> list[str]:
         """The active communities, where cases are registered."""
@@ -221,6 +250,8 @@ class _Checker:
                 if unit is not None and unit != self.org.own_level_unit(rule.unit_from, c):
                     self.fallbacks.setdefault((rule.unit_from, unit), []).append(c)
                 self.need(unit, rule, "no unit at this level or any level above", community=c, level=rule.unit_from)
+        elif rule.unit_from.startswith(DATA_SOURCE):
+            pass  # the case data names the unit (a mediation body, an opinion unit): checked when it is named
         elif rule.unit_from != "routed_unit":
             unit = self.tables.fixed_units.get(rule.unit_from)
             self.need(unit, rule, f"lanes.toml [units] names no {rule.unit_from}", level=rule.level)

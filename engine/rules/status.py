@@ -19,6 +19,8 @@ class CaseStatus(str, Enum):
     REVIEWING = "reviewing"      # the supervision centre reviews and sends back
     DECIDING = "deciding"        # rework cap reached: the supervision centre rules
     ESCALATED = "escalated"      # on the coordination ladder
+    ASSESSING = "assessing"      # a stability risk assessment (稳评) of a major decision is under way
+    SCREENING = "screening"      # a periodic screening round (矛盾排查) is open
     CLOSED = "closed"
 
 

@@ -4,7 +4,8 @@ One place for each rule: `routing.toml` (category → responsible unit and
 time-limit class), `lanes.toml` (lane → role, unit and level),
 `time_limits.toml` (deadlines, rework caps), `organisation.toml` (the unit
 tree the engine reads until the database holds one: see `engine.rules.organisation`) and
-`grids.toml` (grid → community, `engine.rules.grids`). Process designers edit these files;
+`grids.toml` (grid → community, `engine.rules.grids`), `screening.toml` (the
+screening cycles, `engine.rules.screening`). Process designers edit these files;
 nothing else hard-codes them.
 `lanes.toml` also says, under [roles], which role may act for another in its
 unit (the work centre for its handlers) and which roles may delegate.
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from engine.rules.calendar import load_time_limits
 from engine.rules.grids import GridTable, load_grids
-from engine.rules.organisation import LEVEL_KINDS, LEVEL_UNITS, Organisation, Unit  # noqa: F401  (re-exported)
+from engine.rules.screening import ScreeningSchedule, load_screening
+from engine.rules.organisation import DATA_SOURCE, LEVEL_KINDS, LEVEL_UNITS, Organisation, Unit  # noqa: F401
 
 UNIT_SOURCES = ("community", "routed_unit", "supervision_centre", "street", "district_coordination",
                 "city_coordination", "joint_meeting")
@@ -64,6 +66,7 @@ class Tables:
     roles: dict[str, RoleRule] = field(default_factory=dict)
     grids: GridTable = field(default_factory=lambda: GridTable((), None))
     file_org: Organisation = field(default_factory=Organisation)
+    screening: ScreeningSchedule = field(default_factory=lambda: load_screening(Path("/nonexistent")))
 
     @property
     def units(self) -> dict[str, Unit]:
@@ -87,10 +90,17 @@ class Tables:
     def level_unit(self, level: str, community: str) -> str | None:
         return self.org.level_unit(level, community)
 
-    def unit_for(self, rule: LaneRule | None, community: str, routed_unit: str | None) -> str | None:
-        """The unit whose users are the candidates of a task in `rule`'s lane, for this case."""
+    def unit_for(self, rule: LaneRule | None, community: str, routed_unit: str | None,
+                 data: dict | None = None) -> str | None:
+        """The unit whose users are the candidates of a task in `rule`'s lane, for this case.
+
+        `data`: the task's data, for a lane whose unit the data names (`data:<name>`).
+        """
         if rule is None:
             return None
+        if rule.unit_from.startswith(DATA_SOURCE):
+            value = (data or {}).get(rule.unit_from[len(DATA_SOURCE):])
+            return value if isinstance(value, str) and value else None
         if rule.unit_from == "community":
             return community
         if rule.unit_from == "routed_unit":
@@ -99,14 +109,17 @@ class Tables:
             return self.org.level_unit(rule.unit_from, community)
         return self.fixed_units.get(rule.unit_from)
 
-    def unit_gap(self, rule: LaneRule | None, community: str, routed_unit: str | None) -> str | None:
+    def unit_gap(self, rule: LaneRule | None, community: str, routed_unit: str | None,
+                 data: dict | None = None) -> str | None:
         """Why a task in `rule`'s lane has no unit for this case (None when it has one)."""
         if rule is None:
             return "its lane is not in lanes.toml"
-        unit = self.unit_for(rule, community, routed_unit)
+        unit = self.unit_for(rule, community, routed_unit, data)
         if unit is not None:
             return None if not self.units or unit in self.units else f"{rule.unit_from}: unit {unit} is not in " \
                                                                       "the organisation"
+        if rule.unit_from.startswith(DATA_SOURCE):
+            return f"{rule.unit_from}: the case data names no unit"
         if rule.unit_from == "routed_unit":
             return "routed_unit: the case has not been routed to a unit"
         if rule.unit_from not in LEVEL_UNITS:
@@ -138,8 +151,11 @@ def load_tables(processes_dir: Path) -> Tables:
     lanes_doc = _read(processes_dir / "lanes.toml")
     lanes = {}
     for name, rule in lanes_doc.get("lanes", {}).items():
-        if rule.get("unit_from") not in UNIT_SOURCES:
-            raise ValueError(f"lanes.toml: lane {name!r}: unit_from must be one of {', '.join(UNIT_SOURCES)}")
+        source = rule.get("unit_from")
+        if source not in UNIT_SOURCES and not (isinstance(source, str) and source.startswith(DATA_SOURCE)
+                                               and source[len(DATA_SOURCE):].isidentifier()):
+            raise ValueError(f"lanes.toml: lane {name!r}: unit_from must be one of {', '.join(UNIT_SOURCES)} "
+                             "or data:<variable>")
         lanes[name] = LaneRule(name, rule["role"], rule["unit_from"], rule.get("level", "community"))
     fixed_units = dict(lanes_doc.get("units", {}))
     roles = {}
@@ -159,4 +175,5 @@ def load_tables(processes_dir: Path) -> Tables:
         routes[category] = Route(category, row["name"], row["unit"], row["time_limit_class"], row["process"])
     org = Organisation(units.values())
     return Tables(routes=routes, lanes=lanes, fixed_units=fixed_units, time_limits=time_limits, org=org,
-                  roles=roles, file_org=org, grids=load_grids(processes_dir, units))
+                  roles=roles, file_org=org, grids=load_grids(processes_dir, units),
+                  screening=load_screening(processes_dir))

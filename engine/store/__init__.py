@@ -15,6 +15,7 @@ from engine.store import (  # noqa: F401  (registers the tables)
     timer_models,
     tracking_models,
     worker_models,
+    procedure_models,
 )
 from engine.store.base import Base
 

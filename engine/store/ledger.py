@@ -58,13 +58,20 @@ def event_hash(prev: bytes, event) -> bytes:
     return hashlib.sha256(prev + _canonical_json(record)).digest()
 
 
+def _id_free(internal: dict) -> dict:
+    # A multi-instance task lists the (random) ids of its merged instances: only their number is state.
+    if isinstance(internal.get("merged"), list):
+        return dict(internal, merged=len(internal["merged"]))
+    return internal
+
+
 def state_digest(workflow) -> bytes:
     """sha256 over the id-free normal form of the workflow and its running subprocesses."""
     parts: list = [workflow.data]
     stack = [(workflow, workflow.task_tree)]
     while stack:
         owner, task = stack.pop()
-        parts.append((task.task_spec.name, int(task.state), task.data, task.internal_data))
+        parts.append((task.task_spec.name, int(task.state), task.data, _id_free(task.internal_data)))
         sub = workflow.subprocesses.get(task.id)
         if sub is not None:
             parts.append(("subprocess", sub.data))
