@@ -1,7 +1,7 @@
 """procedures: project approvals gated by stability assessments, assessment links, screening periods and findings, the people's-conditions log
 
 Revision ID: d_h10
-Revises: d_outbox
+Revises: d_h13
 Create Date: 2026-12-02 07:10:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'd_h10'
-down_revision = 'd_outbox'
+down_revision = "d_h13"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """statistics at city scale: indexes on the ranges a period's figures select (STATISTICS_INDEXES in the models)
 
 Revision ID: d_h11
-Revises: d_outbox
+Revises: d_h15scale
 Create Date: 2026-12-02 07:15:00
 
 """
@@ -9,7 +9,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'd_h11'
-down_revision = 'd_outbox'
+down_revision = "d_h15scale"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """web console sign-in: a password hash per user (werkzeug.security, scrypt)
 
 Revision ID: d_h13
-Revises: d_outbox
+Revises: d_h15serve
 Create Date: 2026-12-02 07:10:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'd_h13'
-down_revision = 'd_outbox'
+down_revision = "d_h15serve"
 branch_labels = None
 depends_on = None
 

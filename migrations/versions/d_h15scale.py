@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'd_h15scale'
-down_revision = 'd_outbox'
+down_revision = "d_outbox"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """timer_worker: the heartbeat of every running timer worker (read by /readyz)
 
 Revision ID: d_h15serve
-Revises: d_outbox
+Revises: d_h11
 Create Date: 2026-12-02 07:10:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'd_h15serve'
-down_revision = 'd_outbox'
+down_revision = "d_h11"
 branch_labels = None
 depends_on = None
 
