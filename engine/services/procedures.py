@@ -34,7 +34,7 @@ def start_procedure_in(rt, session, process_id: str, record: dict, data: dict, a
         address=record.get("address") or "", lat=None, lon=None, grid=record.get("grid"),
         community_code=record["community"], status=record.get("status") or CaseStatus.MEDIATING.value,
         level=record.get("level") or "community", current_unit=record.get("current_unit"),
-        routed_unit=record.get("routed_unit"), state=b"", serializer_version=SERIALIZER_VERSION,
+        routed_unit=record.get("routed_unit"), serializer_version=SERIALIZER_VERSION,
         created_by=actor, created_at=now, reported_at=now, updated_at=now, last_seq=0,
     )
     session.add(case)
