@@ -129,7 +129,10 @@ def test_every_check_of_schemathesis_passes_on_every_operation(contract_app):
     from tests.api_support import ApiClient
 
     client = contract_app.test_client()
+    from engine.services.heartbeat import beat
+
     tokens = {u["username"]: u["token"] for u in seed_demo(contract_app.extensions["dispute_runtime"])["users"]}
+    beat(contract_app.extensions["dispute_runtime"], "schemathesis")  # a timer worker beats: /readyz is 200
     api = ApiClient(client, tokens)
     case_no, task = api.at_signing()
     real = {"case_no": case_no, "task_id": task["id"]}

@@ -16,8 +16,9 @@ so that neither a burst nor a backlog delays the timers coming due now.
 Every `heartbeat_seconds` (real time) the worker writes its heartbeat
 (engine.services.heartbeat), which `/readyz` and `/metrics` read.
 Timers of one case due at one instant share one firing (the case fires all
-its due timers at once). On PostgreSQL a firing thread takes up to
-`fire_batch` due timers of different cases off the queue at once and fires
+its due timers at once). On PostgreSQL a firing thread may take up to
+`fire_batch` (TIMER_FIRE_BATCH, default 1: off until measured to pay on the
+machine at hand) due timers of different cases off the queue at once and fires
 them in one transaction (`Database.atomic()`: each firing a savepoint, one
 commit for all), so a burst pays one commit per batch rather than per timer;
 a firing that fails rolls back its own savepoint only, and a batch whose
@@ -100,7 +101,7 @@ class TimerService:
         self.fresh_limit = fresh_limit
         self.heartbeat_seconds = heartbeat_seconds
         if fire_batch is None:
-            fire_batch = 1 if rt.db.is_sqlite else int(os.environ.get("TIMER_FIRE_BATCH", "8"))
+            fire_batch = 1 if rt.db.is_sqlite else int(os.environ.get("TIMER_FIRE_BATCH", "1"))
         self.fire_batch = max(1, fire_batch)
         # SQLite has one writer at a time: more firing threads would only queue on its lock.
         self.threads = threads or (1 if rt.db.is_sqlite else 2)
