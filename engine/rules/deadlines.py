@@ -19,7 +19,6 @@ from sqlalchemy import and_, or_
 
 from engine import clock
 from engine.errors import InvalidInput
-from engine.rules.calendar import Deadline
 from engine.store.models import CaseTask
 
 
@@ -80,9 +79,9 @@ def deadline_functions(calendar, time_limits: dict) -> dict:
         return due(step, limit_class).iso()
 
     def warn_at(step: str, limit_class: str | None = None) -> str:
-        deadline = due(step, limit_class)
-        warn = calendar.subtract_working_days(deadline.at, warn_days)
-        now = clock.now()
-        return (warn if warn.at > now else Deadline(now, warn.fallback, warn.tz)).iso()
+        # A warning point already passed (a short limit begun after office hours) stays the
+        # instant it is: its timer fires at once, live and in replay alike. Clamping it to
+        # "now" made it fire only because the live clock moves on, which a replay's does not.
+        return calendar.subtract_working_days(due(step, limit_class).at, warn_days).iso()
 
     return {"due_at": due_at, "warn_at": warn_at}
