@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import time
 import uuid
 
@@ -41,11 +42,16 @@ log = logging.getLogger("api.access")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _metrics: dict = {}
+_metrics_made = threading.Lock()  # a worker's threads meet the first request together
 
 
 def metrics() -> dict:
     """The process's metric objects, made on first use (see the module docstring)."""
-    if not _metrics:
+    if _metrics:
+        return _metrics
+    with _metrics_made:
+        if _metrics:
+            return _metrics
         from prometheus_client import CollectorRegistry, Gauge, Histogram
 
         multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
