@@ -6,68 +6,34 @@ sleep); every response's X-Clock advances 3600 times faster than real time.
 """
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 import requests
 
 from tests.api_support import STEPS, intake_body
+from tests.servers import Process, free_port, poll
 
-ROOT = Path(__file__).resolve().parents[1]
 SPEED = 3600
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def poll(fn, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-        except requests.ConnectionError as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what} (last: {last!r})")
 
 
 @pytest.fixture
 def demo_server(db_url, tmp_path):
     port = free_port()
     token_file = tmp_path / "demo_tokens.tsv"
-    env = dict(os.environ, DATABASE_URL=db_url, DEMO_TOKEN_FILE=str(token_file), LOG_LEVEL="WARNING")
-    log = open(tmp_path / "server.log", "w")  # a file, not a pipe: a full pipe would block the server
-    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "demo", "--speed", str(SPEED),
-                             "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    env = {"DATABASE_URL": db_url, "DEMO_TOKEN_FILE": str(token_file), "LOG_LEVEL": "WARNING"}
+    server = Process(["demo", "--speed", str(SPEED), "--port", str(port)], env, tmp_path / "server.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        poll(lambda: proc.poll() is None and requests.get(f"{base}/healthz", timeout=5).ok, 120,
+        poll(lambda: server.alive() and requests.get(f"{base}/healthz", timeout=5).ok, 120,
              "the demo server to answer")
         tokens = dict(line.split("\t") for line in token_file.read_text().splitlines())
         yield base, tokens
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        print((tmp_path / "server.log").read_text()[-3000:])  # shown when the test fails
+        server.stop(timeout=30)
+        print(server.output()[-3000:])  # shown when the test fails
 
 
 def test_a_demo_at_3600x_turns_lights_and_opens_supervision_within_seconds(demo_server):

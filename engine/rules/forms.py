@@ -220,3 +220,14 @@ def json_schemas(fields: list[FormField]) -> list[dict]:
                         "additionalProperties": False} if required else
                        {"type": "object", "properties": properties, "additionalProperties": False})
     return out
+
+
+def text_input(form: dict, name: str, errors: dict, limit: int, required: bool = True) -> str | None:
+    """A free text of a service's own form (not a BPMN task's): stripped, or its error put in `errors`."""
+    value = form.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > limit or "\x00" in value:
+        errors[name] = [f"{'required: ' if required else ''}a text of at most {limit} characters"]
+        return None
+    return value.strip()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from engine.core.operation import CaseOperation
 from engine.errors import CaseNotFound, Forbidden, InvalidInput
+from engine.rules.forms import text_input
 from engine.rules.organisation import is_mediation_kind
 from engine.services.cases import find_case
 from engine.services.procedures import start_procedure
@@ -22,13 +23,6 @@ HANDING_ROLES = frozenset({"handler", "dispatcher", "leader"})
 OUTPUTS = ("mediation_outcome", "agreement_amount", "judicial_confirmation", "mediation_sessions",
            "mediation_kind", "mediation_body", "court_body", "mediation_failure", "agreement_text")
 
-
-def _text(form: dict, name: str, errors: dict, limit: int) -> str | None:
-    value = form.get(name)
-    if not isinstance(value, str) or not value.strip() or len(value) > limit or "\x00" in value:
-        errors[name] = [f"required: a text of at most {limit} characters"]
-        return None
-    return value.strip()
 
 
 def hand_to_mediation(rt, form: dict, actor: str | None = None, *, user=None) -> dict:
@@ -45,8 +39,8 @@ def hand_to_mediation(rt, form: dict, actor: str | None = None, *, user=None) ->
     if unit is None or not unit.active or not is_mediation_kind(unit.kind):
         errors["mediation_body"] = ["must be the code of an active mediation body: "
                                     + ", ".join(rt.tables.org.mediation_bodies())]
-    title = _text(form, "title", errors, 200)
-    description = _text(form, "description", errors, 5000)
+    title = text_input(form, "title", errors, 200)
+    description = text_input(form, "description", errors, 5000)
     category = form.get("category")
     if category not in rt.tables.routes:
         errors["category"] = [f"must be one of: {', '.join(rt.tables.routes)}"]

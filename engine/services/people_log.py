@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from engine import clock
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from engine.rules import access
+from engine.rules.forms import text_input
 from engine.services import cases
 from engine.store.models import Case
 from engine.store.procedure_models import PeopleLogEntry
@@ -35,15 +36,6 @@ def _day(value, name, errors):
         return None
 
 
-def _text(form, name, errors, limit, required=True):
-    value = form.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip() or len(value) > limit or "\x00" in value:
-        errors[name] = [f"{'required: ' if required else ''}a text of at most {limit} characters"]
-        return None
-    return value.strip()
-
 
 def entry_view(e: PeopleLogEntry, case_no: str | None = None) -> dict:
     return {"id": e.id, "grid": e.grid, "community": e.community_code, "worker": e.worker, "household": e.household,
@@ -60,7 +52,7 @@ def record_entry(rt, form: dict, actor: str | None = None, *, user=None) -> dict
             raise Forbidden(f"{user.username} is no grid worker: the people's-conditions log is the grid workers'")
         community = access.require_intake(rt.tables, user, community)
         actor = user.username
-    grid = _text(form, "grid", errors, 50)
+    grid = text_input(form, "grid", errors, 50)
     placement = rt.tables.grids.place(grid) if grid else None
     if community is None and placement is not None:
         community = placement.community
@@ -68,8 +60,8 @@ def record_entry(rt, form: dict, actor: str | None = None, *, user=None) -> dict
         errors["community"] = ["must be an active community (or a grid of grids.toml that names one)"]
     entry = PeopleLogEntry(
         grid=grid or "", community_code=community or "", worker=actor or "system",
-        household=_text(form, "household", errors, 200) or "", topic=_text(form, "topic", errors, 50) or "",
-        notes=_text(form, "notes", errors, 5000) or "", follow_up=_text(form, "follow_up", errors, 2000, False),
+        household=text_input(form, "household", errors, 200) or "", topic=text_input(form, "topic", errors, 50) or "",
+        notes=text_input(form, "notes", errors, 5000) or "", follow_up=text_input(form, "follow_up", errors, 2000, False),
         visited_on=_day(form.get("visited_on"), "visited_on", errors) or clock.now().astimezone(rt.tz).date(),
         recorded_at=clock.now())
     if entry.visited_on > clock.now().astimezone(rt.tz).date():

@@ -21,6 +21,7 @@ from engine import clock
 from engine.core.operation import CaseOperation
 from engine.errors import CaseNotFound, Conflict, Forbidden, InvalidInput
 from engine.rules import access
+from engine.rules.forms import text_input
 from engine.services.cases import find_case
 from engine.services.procedures import start_procedure
 from engine.store.models import Case
@@ -40,15 +41,6 @@ OUTPUTS = ("project_kind", "owner_unit", "assessor", "opinion_units", "opinions"
            "assessment_finished")
 
 
-def _text(form, name, errors, limit, required=True):
-    value = form.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip() or len(value) > limit or "\x00" in value:
-        errors[name] = [f"{'required: ' if required else ''}a text of at most {limit} characters"]
-        return None
-    return value.strip()
-
 
 def start_assessment(rt, form: dict, actor: str | None = None, *, user=None) -> dict:
     form = form if isinstance(form, dict) else {}
@@ -65,8 +57,8 @@ def start_assessment(rt, form: dict, actor: str | None = None, *, user=None) -> 
         if user.unit_code != owner:
             raise Forbidden(f"{user.username} works for {user.unit_code}, not the owner unit {owner}")
         actor = user.username
-    title = _text(form, "title", errors, 200)
-    description = _text(form, "description", errors, 5000)
+    title = text_input(form, "title", errors, 200)
+    description = text_input(form, "description", errors, 5000)
     kind = form.get("project_kind")
     if kind not in PROJECT_KINDS:
         errors["project_kind"] = [f"must be one of: {', '.join(PROJECT_KINDS)}"]
