@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from bench.databases import bench_database  # noqa: E402
+from bench.databases import bench_database, stored_bytes  # noqa: E402
 
 
 def _pct(values, p):
@@ -70,27 +70,6 @@ def run_case(rt, latencies):
     return case["case_no"]
 
 
-def stored_bytes(rt, n_cases, first_id):
-    """Logical bytes of every row a closed case owns (case, tasks, events, outbox)."""
-    from engine.store.db import json_dumps
-    from engine.store.models import Case, CaseEvent, CaseTask, Outbox
-
-    total = 0
-    with rt.db.read() as s:
-        for model in (Case, CaseTask, CaseEvent, Outbox):
-            key = model.id if model is Case else model.case_id
-            for row in s.scalars(sa.select(model).where(key >= first_id)):
-                for col in model.__table__.columns:
-                    v = getattr(row, col.key)
-                    if v is None:
-                        continue
-                    if isinstance(v, (bytes, str)):
-                        total += len(v if isinstance(v, bytes) else v.encode())
-                    elif isinstance(v, (dict, list)):
-                        total += len(json_dumps(v).encode())
-                    else:
-                        total += 8
-    return total / n_cases
 
 
 def aging(rt, loops):
@@ -141,7 +120,7 @@ def main(argv=None):
             run_case(rt, latencies)
         elapsed = time.perf_counter() - t0
         completions = args.cases * 5
-        per_case = stored_bytes(rt, args.cases, first_id)
+        per_case, _ = stored_bytes(rt, first_id, args.cases)
         fresh, old = aging(rt, args.aging)
         print(f"database            {rt.db.engine.dialect.name}")
         print(f"cases               {args.cases} in {elapsed:.2f} s")
@@ -149,7 +128,7 @@ def main(argv=None):
         print(f"task completions/s  {completions / elapsed:.1f}")
         print(f"step latency p50    {_pct(latencies, 50):.2f} ms")
         print(f"step latency p99    {_pct(latencies, 99):.2f} ms")
-        print(f"bytes per closed case {per_case:.0f} (case row, tasks, events, outbox)")
+        print(f"bytes per closed case {per_case:.0f} (case row and state, tasks, events, outbox, timers, supervision)")
         print(f"aging: step p50 fresh {fresh:.2f} ms, after {args.aging} rework loops {old:.2f} ms "
               f"({old / fresh:.2f}x)")
     finally:

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from bench.databases import bench_database  # noqa: E402
+from bench.databases import bench_database, stored_bytes  # noqa: E402
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 STEPS = [
@@ -199,46 +199,6 @@ def side_by_side(rt, n_cases: int, profile: cProfile.Profile | None, counter: St
     return project, bare_ms, statements
 
 
-def stored_bytes(rt, first_id: int, n_cases: int) -> tuple[float, float | None]:
-    """(logical bytes per closed case, on-disk bytes per case on PostgreSQL or None).
-
-    Logical: the length of every value of every row the case owns (case row with its
-    state, tasks, events, outbox, timers, supervision records). On PostgreSQL also
-    pg_column_size of those rows (after TOAST compression, without indexes).
-    """
-    from engine.store.db import json_dumps
-    from engine.store.models import Case, CaseEvent, CaseTask, Outbox
-    from engine.store.timer_models import CaseTimer, Supervision
-
-    models = [Case, CaseTask, CaseEvent, Outbox, CaseTimer, Supervision]
-    try:
-        from engine.store.models import CaseState, CaseUnit  # moved out of the case row by d_h15scale
-        models += [CaseState, CaseUnit]
-    except ImportError:
-        pass
-    total = 0
-    disk = 0 if rt.db.engine.dialect.name == "postgresql" else None
-    with rt.db.read() as s:
-        for model in models:
-            key = model.id if model is Case else model.case_id
-            for row in s.scalars(sa.select(model).where(key >= first_id, key < first_id + n_cases)):
-                for col in model.__table__.columns:
-                    v = getattr(row, col.key)
-                    if v is None:
-                        continue
-                    if isinstance(v, (bytes, str)):
-                        total += len(v if isinstance(v, bytes) else v.encode())
-                    elif isinstance(v, (dict, list)):
-                        total += len(json_dumps(v).encode())
-                    else:
-                        total += 8
-            if disk is not None:
-                table = model.__tablename__
-                col = "id" if model is Case else "case_id"
-                disk += s.execute(sa.text(f'SELECT coalesce(sum(pg_column_size(t.*)), 0) FROM "{table}" t '
-                                          f"WHERE {col} >= :a AND {col} < :b"),
-                                  {"a": first_id, "b": first_id + n_cases}).scalar()
-    return total / n_cases, (disk / n_cases if disk is not None else None)
 
 
 def aging(rt, loops: int, n_cases: int):
