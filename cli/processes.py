@@ -85,3 +85,17 @@ def diff_command(process_id, old, new):
             click.echo(f"    {c['field']}: {c['from']!r} -> {c['to']!r}")
     if not any(d[k] for k in ("added", "removed", "changed")):
         click.echo(f"{process_id} v{old} and v{new} have the same elements")
+
+
+@processes_cli.command("layout")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace the diagram a file already has.")
+def layout_command(paths, force):
+    """Add diagram information (BPMNDI, an automatic layout) to BPMN files that have none."""
+    from engine.services.processes import layout_file
+
+    from cli import run_service
+
+    for path in paths:
+        done = run_service(layout_file, path, force)
+        click.echo(f"{path}: {'laid out' if done else 'has a diagram already (use --force to replace it)'}")

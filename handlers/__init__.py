@@ -11,7 +11,7 @@ A handler is `handler(ctx, params, data) -> dict`: `ctx` is the engine's
 handler may extend. The returned dict (plain JSON data) is stored under the
 task's result variable and recorded in the case's event log.
 """
-from handlers import assignment, lights, mediation, replies, routing, screening, stability
+from handlers import assignment, handling, lights, mediation, replies, routing, screening, stability
 
 HANDLERS = {
     "route_case": routing.route_case,
@@ -23,6 +23,12 @@ HANDLERS = {
     "start_mediation_clock": mediation.start_mediation_clock,
     "record_mediation_session": mediation.record_mediation_session,
     "find_confirmation_court": mediation.find_confirmation_court,
+    "choose_mediation_body": mediation.choose_mediation_body,
+    "sign_for_case": handling.sign_for_case,
+    "transfer_case": handling.transfer_case,
+    "add_co_units": handling.add_co_units,
+    "co_sign_for_case": handling.co_sign_for_case,
+    "record_joint_reception": handling.record_joint_reception,
     "open_assessment": stability.open_assessment,
     "review_assessment": stability.review_assessment,
     "open_screening_round": screening.open_screening_round,

@@ -92,3 +92,19 @@ def find_confirmation_court(ctx, params: dict, data: dict) -> dict:
                                                              "in the organisation"]})
     data["court_body"] = court
     return {"court_body": court}
+
+
+def choose_mediation_body(ctx, params: dict, data: dict) -> dict:
+    """Docking by the routing table (routing.toml `mediation`): the body of that kind nearest the case's community."""
+    route = ctx.tables.route(data.get("category"))
+    kind = params.get("kind") or route.mediation
+    start = data.get("community") or ctx.case.community_code
+    body = ctx.tables.org.nearest_of_kind(start, kind) if kind else None
+    if body is None:
+        raise InvalidInput(f"no active mediation body of kind {kind!r} for the case's community",
+                           errors={"mediation_body": [f"add an active unit of kind {kind!r} to the organisation "
+                                                      "(flask org check)"]})
+    data.update(mediation_body=body, handing_unit=data.get("routed_unit"))
+    ctx.notify("unit", body, kind="arrival", params={"case_no": ctx.case.case_no, "category": route.name,
+                                                      "unit": ctx.tables.units[body].name})
+    return {"mediation_body": body, "kind": kind}

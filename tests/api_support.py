@@ -9,7 +9,7 @@ MASKED_PHONE, MASKED_ID_NO = "138****5678", "420***********1234"
 # Who does each step of the standard procedure for a case of COMMUNITY routed to YC-CGJ, and with what form.
 STEPS = {
     "mediate": ("yjp_acceptor", {"mediation_result": "unresolved"}),
-    "sign_for": ("cgj_handler", {"responsible_section": "执法一科", "responsible_person": "李四"}),
+    "sign_for": ("cgj_handler", {"decision": "accept", "responsible_section": "执法一科", "responsible_person": "cgj_handler"}),
     "handle": ("cgj_handler", {"result": "已责令整改，漏水已修复", "measures": "现场查看，约谈双方"}),
     "approve": ("cgj_leader", {"decision": "approve"}),
     "evaluate": ("yjp_acceptor", {"rating": "satisfied"}),

@@ -47,7 +47,7 @@ class Driver:
         return self.do("mediate", mediation_result="unresolved")
 
     def handle_and_approve(self):
-        self.do("sign_for", responsible_section="执法一科", responsible_person="李四")
+        self.do("sign_for", decision="accept", responsible_section="执法一科", responsible_person="李四")
         return self.handle_again()
 
     def handle_again(self):

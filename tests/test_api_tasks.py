@@ -7,7 +7,7 @@ from sqlalchemy import update
 
 from engine.store.models import CaseTask
 
-SIGN_FOR = {"responsible_section": "执法一科", "responsible_person": "李四"}
+SIGN_FOR = {"decision": "accept", "responsible_section": "执法一科", "responsible_person": "cgj_handler"}
 
 
 def _ids(resp) -> list[str]:
@@ -141,7 +141,7 @@ def test_a_bad_form_is_422_and_changes_nothing(api):
     url = f"/api/v1/tasks/{task['id']}/complete"
     before = api.case(case_no)
     n_events = len(api.get(f"/api/v1/cases/{case_no}/events", "auditor").get_json())
-    resp = api.post(url, "cgj_handler", {"data": {"responsible_section": 5, "routed_unit": "YC-GAJ"}})
+    resp = api.post(url, "cgj_handler", {"data": {"decision": "accept", "responsible_section": 5, "routed_unit": "YC-GAJ"}})
     assert resp.status_code == 422
     assert set(resp.get_json()["errors"]) == {"responsible_section", "responsible_person", "routed_unit"}
     for body in ({}, {"data": "text"}, {"data": [1]}, {"data": SIGN_FOR, "extra": 1},

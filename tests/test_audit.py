@@ -48,7 +48,7 @@ def resolved_by_community(rt, clock):
 def returned_from_approval(rt, clock):
     d = Driver.start(rt)
     d.to_signing()
-    d.do("sign_for", responsible_section="执法一科", responsible_person="李四")
+    d.do("sign_for", decision="accept", responsible_section="执法一科", responsible_person="李四")
     d.do("handle", result="初步处理", measures="电话沟通")
     d.do("approve", decision="return", return_reason="未现场核实")
     d.handle_again()
@@ -73,7 +73,7 @@ def street_assigns(rt, clock):
     d.do("mediate", mediation_result="escalate")
     clock.advance(days=1)
     d.do("street_coordinate", decision="assign", opinion="交住建局", assign_unit="YC-ZJJ")
-    d.do("sign_for", responsible_section="s", responsible_person="p")
+    d.do("sign_for", decision="accept", responsible_section="s", responsible_person="p")
 
 
 def yellow_red_lights(rt, clock):
@@ -182,9 +182,9 @@ def test_replay_still_consistent_after_the_file_is_edited_and_redeployed(rt, clo
     new = Driver.start(rt)
     assert new.case["case_no"] and new.open["element"] == "mediate"
     new.to_signing()
-    new.do("sign_for", responsible_section="s", responsible_person="p")
+    new.do("sign_for", decision="accept", responsible_section="s", responsible_person="p")
     assert new.open["element"] == "handle_step"
-    running.do("sign_for", responsible_section="s", responsible_person="p")
+    running.do("sign_for", decision="accept", responsible_section="s", responsible_person="p")
     assert running.open["element"] == "handle"  # pinned to version 1
     for d in (old, running, new):
         consistent(rt, d.case["case_no"])
@@ -326,7 +326,7 @@ def test_migration_dry_run_refuses_a_divergent_case_and_accepts_a_compatible_one
     early = Driver.start(rt)                 # at mediate: its history fits a version without "handle"
     late = Driver.start(rt)
     late.to_signing()
-    late.do("sign_for", responsible_section="s", responsible_person="p")   # "handle" is ready
+    late.do("sign_for", decision="accept", responsible_section="s", responsible_person="p")   # "handle" is ready
     v2 = deploy_edited(rt, tmp_path, rename_handle)
     nos = [early.case["case_no"], late.case["case_no"]]
     dry = {r["case_no"]: r for r in audit.migrate_cases(rt, nos, v2, dry_run=True)}
@@ -344,7 +344,7 @@ def test_migration_dry_run_refuses_a_divergent_case_and_accepts_a_compatible_one
     consistent(rt, early.case["case_no"])
     early.case = cases.get_case(rt, early.case["case_no"])
     early.to_signing()
-    early.do("sign_for", responsible_section="s", responsible_person="p")
+    early.do("sign_for", decision="accept", responsible_section="s", responsible_person="p")
     assert early.open["element"] == "handle_step"
     early.do("handle_step", result="r", measures="m")
     consistent(rt, early.case["case_no"])
@@ -359,7 +359,7 @@ def test_relabelled_version_accepts_a_case_in_the_middle(rt, clock, tmp_path):
     assert audit.migrate_cases(rt, [d.case["case_no"]], v2, dry_run=True)[0]["outcome"] == "would_migrate"
     assert audit.migrate_cases(rt, [d.case["case_no"]], v2)[0]["outcome"] == "migrated"
     d.case = cases.get_case(rt, d.case["case_no"])
-    d.do("sign_for", responsible_section="s", responsible_person="p")
+    d.do("sign_for", decision="accept", responsible_section="s", responsible_person="p")
     v3 = deploy_edited(rt, tmp_path, lambda src: relabel(src).replace('name="签收"', 'name="签收（新）"', 1))
     assert audit.migrate_cases(rt, [d.case["case_no"]], v3)[0]["outcome"] == "migrated"
     consistent(rt, d.case["case_no"])

@@ -48,7 +48,7 @@ def test_every_step_gets_its_working_day_deadline(rt, clock):
     assert d.open["warn_at"] == local(2025, 3, 5).isoformat()  # 1 working day before
     d.to_signing()
     assert d.open["due_at"] == local(2025, 3, 4).isoformat()   # sign-for: 1 working day
-    d.do("sign_for", responsible_section="执法一科", responsible_person="李四")
+    d.do("sign_for", decision="accept", responsible_section="执法一科", responsible_person="李四")
     assert d.open["due_at"] == local(2025, 3, 14).isoformat()  # routine handling: 9 working days
     d.do("handle", result="已修复", measures="约谈")
     assert d.open["due_at"] == local(2025, 3, 4).isoformat()   # approval: 1
@@ -93,7 +93,7 @@ def test_yellow_then_red_then_supervision(rt, clock):
     note_supervision(rt, SUPERVISOR, rec["id"], "已电话督促城管局")
     with pytest.raises(CaseError):
         close_supervision(rt, SUPERVISOR, rec["id"])  # the step is not done yet
-    d.do("sign_for", responsible_section="执法一科", responsible_person="李四")
+    d.do("sign_for", decision="accept", responsible_section="执法一科", responsible_person="李四")
     closed = close_supervision(rt, SUPERVISOR, rec["id"], "已签收")
     assert closed["status"] == "closed" and "已电话督促" in closed["note"]
     assert open_records(rt) == []
@@ -136,7 +136,7 @@ def test_a_level_assigns_the_case_back_to_a_unit_with_a_fresh_deadline(rt, clock
 def test_completing_a_step_cancels_its_timers(rt, clock):
     d = Driver.start(rt)
     d.to_signing()
-    d.do("sign_for", responsible_section="s", responsible_person="p")
+    d.do("sign_for", decision="accept", responsible_section="s", responsible_person="p")
     clock.set(local(2025, 4, 30))
     d.case = cases.get_case(rt, d.case["case_no"])
     # handle is overdue but not yet fired: the unit completes it first, so no timer fires.
@@ -175,7 +175,7 @@ def test_a_timer_racing_a_completion_exactly_one_wins(rt, clock):
     for _ in range(10):
         d = Driver.start(rt)
         d.to_signing()
-        d.do("sign_for", responsible_section="s", responsible_person="p")
+        d.do("sign_for", decision="accept", responsible_section="s", responsible_person="p")
         task = d.open
         clock.set(datetime.fromisoformat(task["due_at"]) + timedelta(minutes=1))
         with rt.db.read() as s:

@@ -169,7 +169,7 @@ class Client(threading.Thread):
                 if case is None:
                     return
                 self.complete("cgj_handler", case["case_no"], case["open_tasks"][0]["id"],
-                              {"responsible_section": "执法一科", "responsible_person": "李四"})
+                              {"decision": "accept", "responsible_section": "执法一科", "responsible_person": "cgj_handler"})
         except Exception as exc:  # a dropped HTTP connection would be a failure too: keep it for the assertion
             self.bad.append(("exception", repr(exc)))
         finally:

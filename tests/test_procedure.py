@@ -22,7 +22,7 @@ def test_happy_path(rt):
     d.to_signing()
     assert d.case["status"] == "signing" and d.case["routed_unit"] == "YC-CGJ"
     assert d.open["unit"] == "YC-CGJ" and d.open["role"] == "handler"
-    d.do("sign_for", responsible_section="执法一科", responsible_person="李四")
+    d.do("sign_for", decision="accept", responsible_section="执法一科", responsible_person="李四")
     assert d.case["status"] == "handling"
     d.do("handle", result="已修复", measures="约谈")
     assert d.case["status"] == "approving" and d.open["role"] == "leader"
@@ -58,7 +58,7 @@ def test_resolved_by_community(rt):
 def test_returned_from_approval(rt):
     d = Driver.start(rt)
     d.to_signing()
-    d.do("sign_for", responsible_section="执法一科", responsible_person="李四")
+    d.do("sign_for", decision="accept", responsible_section="执法一科", responsible_person="李四")
     d.do("handle", result="初步处理", measures="电话沟通")
     d.do("approve", decision="return", return_reason="未现场核实")
     assert d.case["status"] == "handling"
@@ -107,7 +107,7 @@ def test_bad_form_names_every_field_and_changes_nothing(rt):
     n_events = len(cases.case_events(rt, d.case["case_no"]))
     task = d.open
     with pytest.raises(InvalidForm) as err:
-        cases.complete_task(rt, task["id"], {"responsible_section": 5, "routed_unit": "X"}, "h")
+        cases.complete_task(rt, task["id"], {"decision": "accept", "responsible_section": 5, "routed_unit": "X"}, "h")
     assert set(err.value.errors) == {"responsible_section", "responsible_person", "routed_unit"}
     with pytest.raises(InvalidForm) as err:
         cases.complete_task(rt, task["id"], ["not", "a", "dict"], "h")

@@ -68,7 +68,7 @@ def test_each_figure_on_known_cases(rt, clock):
         resolved_at_level(rt, element)
     late = Driver.start(rt)                                                 # handling left to run late
     late.to_signing()
-    late.do("sign_for", responsible_section="执法一科", responsible_person="李四")
+    late.do("sign_for", decision="accept", responsible_section="执法一科", responsible_person="李四")
     clock.set(at(2025, 3, 20))
     TimerService(rt, "t").run_until_idle()
 
@@ -103,7 +103,7 @@ def test_a_case_spanning_the_month_end_and_the_holiday(rt, clock):
     d = Driver.start(rt)
     d.to_signing()
     clock.set(at(2025, 4, 3, 10))                     # Thursday; Friday 4 April is Qingming, then the weekend
-    d.do("sign_for", responsible_section="执法一科", responsible_person="李四")
+    d.do("sign_for", decision="accept", responsible_section="执法一科", responsible_person="李四")
     clock.set(at(2025, 4, 7, 10))                     # Monday: one working day after the 3rd
     d.handle_again()
     d.do("evaluate", rating="satisfied")
@@ -155,7 +155,7 @@ def test_assessment_scores_ranks_and_drill_down(rt, clock, rules):
     Driver.start(rt).happy_path()
     late = Driver.start(rt, category="urban_management")
     late.to_signing()
-    late.do("sign_for", responsible_section="执法一科", responsible_person="李四")
+    late.do("sign_for", decision="accept", responsible_section="执法一科", responsible_person="李四")
     clock.set(at(2025, 3, 20))
     TimerService(rt, "t").run_until_idle()
     result = assessment.monthly_assessment(rt, "2025-03")

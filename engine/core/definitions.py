@@ -80,6 +80,16 @@ class TaskMeta:
     form: tuple[FormField, ...]
     properties: dict = field(default_factory=dict)
 
+    @property
+    def assignee_from(self) -> str | None:
+        """The data variable naming the user this task is assigned to when it opens (the named handler)."""
+        return self.properties.get("assignee_from")
+
+    @property
+    def shows(self) -> tuple[str, ...]:
+        """Case data this task shows its holder beside the form (e.g. the co-handlers' results)."""
+        return tuple(v.strip() for v in (self.properties.get("show") or "").split(",") if v.strip())
+
 
 @dataclass
 class LoadedDefinition:

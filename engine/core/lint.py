@@ -32,6 +32,7 @@ from datetime import datetime
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
+from engine.rules.case_data import initial_data
 from engine.core.sandbox import SandboxEnvironment, check_source
 from engine.rules.forms import FIELD_PREFIX, parse_field
 
@@ -40,17 +41,14 @@ NS = {
     "spiffworkflow": "http://spiffworkflow.org/bpmn/schema/1.0/core",
 }
 # What a case's workflow starts with (mirrors the initial data of engine.services.cases.start_case).
-INITIAL_DATA = {
-    "category": "urban_management", "channel": "walk_in", "community": "C", "routed_unit": None,
-    "rework_count": 0, "return_count": 0, "ladder_index": 0, "assign_unit": None,
-    "time_limit_class": None, "max_reworks": 3, "max_returns": 3,
-}
+INITIAL_DATA = initial_data("urban_management", "walk_in", "C", None,
+                            {"max_reworks": 3, "max_returns": 3, "max_transfers": 2})
 # What the shared sub-procedures and separate procedures add to that (processes/mediation_docking.bpmn:
 # the body handed to and the clock it runs on, set by its handlers before any timer waits).
 PROCEDURE_DATA = {"mediation_body": "M", "mediation_kind": "people_mediation",
                   "mediation_due": "2025-03-31T23:59:59+08:00", "session_count": 0, "max_mediation_sessions": 8,
                   "round_due": "2025-03-31T17:30:00+08:00", "screening_until": "2025-12-31T17:30:00+08:00"}
-SAMPLE_BY_TYPE = {"string": "x", "text": "x", "int": 1, "bool": True}
+SAMPLE_BY_TYPE = {"string": "x", "text": "x", "int": 1, "bool": True, "date": "2025-01-01", "list": ["X"]}
 MAX_GRID = 512
 COUNTER = re.compile(r"(^|_)(count|counter|index|attempts?|rounds?|tries|loops?|times|level)$")
 LIMIT_OPS = (ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)

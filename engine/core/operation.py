@@ -36,7 +36,7 @@ from engine.rules.notifications import load_templates
 from engine.rules.status import CaseStatus, TaskRowState, check_task_transition
 from engine.store.ledger import append_events, state_digest
 from engine.store.models import Case, CaseTask, CaseUnit, Outbox
-from engine.store.models import Case, CaseTask, Outbox
+from engine.store.org_models import AppUser, UserRole
 from engine.store.procedure_models import ScreeningPeriod
 from engine.store.timer_models import Supervision
 
@@ -104,6 +104,27 @@ class HandlerContext:
 
     def supervision_centre(self) -> str | None:
         return self.tables.fixed_units.get("supervision_centre")
+
+    def routing_desk(self) -> str | None:
+        """The unit that re-routes a case a unit refused (lanes.toml [units] routing_desk; the centre by default)."""
+        return self.tables.fixed_units.get("routing_desk") or self.supervision_centre()
+
+    def unit_users(self, unit: str | None, role: str | None = "handler") -> list[str]:
+        """The active users of `unit` who may hold a task of `role` (its own holders and those acting for it)."""
+        if not unit:
+            return []
+        query = select(AppUser.username).where(AppUser.unit_code == unit, AppUser.active.is_(True))
+        if role:
+            roles = {role} | {name for name, rule in self.tables.roles.items() if role in rule.acts_for}
+            query = query.where(AppUser.id.in_(select(UserRole.user_id).where(UserRole.role.in_(sorted(roles)))))
+        return list(self._op.session.scalars(query.order_by(AppUser.username)))
+
+    def is_unit_user(self, username: str, unit: str | None, role: str | None = "handler") -> bool:
+        return username in self.unit_users(unit, role)
+
+    def record(self, type_: str, payload: dict) -> None:
+        """Append an event of the running service task to the case's log (e.g. a refusal, a transfer)."""
+        self._op.event(type_, task=self._op.script_engine.current_task, payload=payload)
 
     def notify(self, recipient_kind: str, recipient: str, message: str | None = None, channel: str | None = None,
                *, kind: str = "notice", params: dict | None = None) -> None:
@@ -415,9 +436,15 @@ class CaseOperation:
             role=rule.role if rule else None, unit_code=self.unit_for(rule, task.data),
             state=TaskRowState.READY.value, created_at=self.now,
         )
+        # The named handler: a task whose `assignee_from` property names a data variable (e.g. the
+        # responsible person chosen at sign-for) is assigned to that user when the unit has such a user.
+        source = meta.assignee_from if meta else None
+        person = task.data.get(source) if source else None
+        if isinstance(person, str) and person and self.ctx.is_unit_user(person, row.unit_code, row.role):
+            row.assignee = person
         self.session.add(row)
         self._new_rows[row.id] = row
-        self.event("task_ready", task=task)
+        self.event("task_ready", task=task, payload={"assignee": row.assignee} if row.assignee else None)
 
     def _task_ended(self, task, state: TaskRowState, actor: str | None = None) -> None:
         row = self._task_row(str(task.id))
@@ -462,8 +489,10 @@ class CaseOperation:
                 self.event("case_completed", payload={"end": self._end_event()})
             return
         ready = self.ready_manual_tasks()
-        if ready:
-            task = ready[0]
+        # A co-handler's task (an `assisting` lane) never stands for the case while the lead unit has one open.
+        leading = [t for t in ready if not getattr(self.rt.tables.lanes.get(t.task_spec.lane), "assisting", False)]
+        if leading or ready:
+            task = (leading or ready)[0]
             meta = self.definition.tasks.get(task.task_spec.bpmn_id)
             rule = self.rt.tables.lanes.get(task.task_spec.lane)
             if meta and meta.status:

@@ -2,7 +2,8 @@
 
 A user task declares each field as a `spiffworkflow:property` named
 `field.<name>` whose value is `<type>[ required][ required_if:<other>=<value>]`,
-type being `string`, `text`, `int`, `bool` or `enum:a|b|c`. Completion checks
+type being `string`, `text`, `int`, `bool`, `date` (YYYY-MM-DD), `list` (of short texts,
+e.g. unit codes; a comma-separated text is accepted too) or `enum:a|b|c`. Completion checks
 the submitted data against the declaration and names every bad field; fields
 the task does not declare are refused, so a form can never overwrite case
 data such as the routed unit or the rework counters.
@@ -14,14 +15,16 @@ the reader's language, and the field's name when the BPMN gives no label.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from engine.errors import InvalidForm
 
 FIELD_PREFIX = "field."
 LABEL_PREFIX = "label."
 LANGUAGES = ("zh", "en")
-TYPES = ("string", "text", "int", "bool", "enum")
-MAX_LEN = {"string": 200, "text": 5000}
+TYPES = ("string", "text", "int", "bool", "date", "list", "enum")
+MAX_LEN = {"string": 200, "text": 5000, "date": 10}
+MAX_ITEMS = 20  # a list field's items, each a string of at most MAX_LEN["string"]
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,32 @@ def parse_form(properties: dict) -> list[FormField]:
     return out
 
 
+def _check_list(value):
+    if isinstance(value, str):  # a comma-separated text, as a plain form sends it
+        value = [v for v in (p.strip() for p in value.replace("，", ",").split(",")) if v]
+    if not isinstance(value, list):
+        return None, "must be a list of texts"
+    out = []
+    for item in value:
+        if not isinstance(item, str) or not item.strip() or "\x00" in item or len(item.strip()) > MAX_LEN["string"]:
+            return None, f"each item must be a non-empty text of at most {MAX_LEN['string']} characters"
+        if item.strip() not in out:
+            out.append(item.strip())
+    if len(out) > MAX_ITEMS:
+        return None, f"must have at most {MAX_ITEMS} items"
+    return out, None
+
+
 def _check_value(field: FormField, value):
+    if field.type == "list":
+        return _check_list(value)
+    if field.type == "date":
+        if not isinstance(value, str):
+            return None, "must be a date, YYYY-MM-DD"
+        try:
+            return date.fromisoformat(value.strip()).isoformat(), None
+        except ValueError:
+            return None, "must be a date, YYYY-MM-DD"
     if field.type in ("string", "text", "enum"):
         if not isinstance(value, str):
             return None, "must be a string"
@@ -136,7 +164,7 @@ def validate(fields: list[FormField], data) -> dict:
             if problem:
                 errors.setdefault(field.name, []).append(problem)
                 continue
-            if value == "" and field.type != "bool":
+            if value in ("", []) and field.type != "bool":
                 present = False
             else:
                 cleaned[field.name] = value
@@ -169,6 +197,13 @@ def _value_schema(field: FormField, required: bool) -> dict:
         out: dict = {"type": "integer"}
     elif field.type == "bool":
         out = {"type": "boolean"}
+    elif field.type == "list":
+        out = {"type": "array", "maxItems": MAX_ITEMS,
+               "items": {"type": "string", "pattern": NOT_BLANK, "maxLength": MAX_LEN["string"]}}
+        if required:
+            out["minItems"] = 1
+    elif field.type == "date":
+        out = {"type": "string", "format": "date"}
     else:
         out = {"type": "string", "pattern": NOT_BLANK if required else STORABLE}
         if field.type == "enum":

@@ -30,6 +30,9 @@ KINDS: dict[str, frozenset[str]] = {
     "reply_ready": frozenset({"case_no"}),                      # the community: reply and rating due
     "citizen_reply": frozenset({"case_no", "reply"}),           # 统一回告 to the citizen
     "tracking_code": frozenset({"case_no", "tracking_code"}),   # 查询码 to the citizen at intake
+    "refused": frozenset({"case_no", "unit", "reason", "suggested"}),  # 退回: to the routing desk (or the lead unit)
+    "first_handling": frozenset({"case_no", "unit", "transfers"}),     # 首办负责: the transfer cap reached, to the centre
+    "co_handling": frozenset({"case_no", "lead", "unit"}),             # 协办: to a co-handling unit
     # a source system's status callback (webhook): the params travel as structured JSON
     "status_changed": frozenset({"event", "case_no", "external_ref", "previous_status", "status", "current_unit",
                                  "at"}),

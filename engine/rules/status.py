@@ -13,6 +13,7 @@ from enum import Enum
 class CaseStatus(str, Enum):
     MEDIATING = "mediating"      # the community tries people's mediation
     SIGNING = "signing"          # routed, waiting for the unit to sign for it
+    TRANSFERRING = "transferring"  # the unit refused it (退回): the routing desk re-routes it
     HANDLING = "handling"        # split-line handling in the responsible unit
     APPROVING = "approving"      # single-signature approval by the leader
     EVALUATING = "evaluating"    # the community and the citizen rate the reply

@@ -19,9 +19,9 @@ from pathlib import Path
 from engine.rules.calendar import load_time_limits
 from engine.rules.grids import GridTable, load_grids
 from engine.rules.screening import ScreeningSchedule, load_screening
-from engine.rules.organisation import DATA_SOURCE, LEVEL_KINDS, LEVEL_UNITS, Organisation, Unit  # noqa: F401
+from engine.rules.organisation import DATA_SOURCE, LEVEL_KINDS, LEVEL_UNITS, Organisation, Unit, is_mediation_kind  # noqa: F401
 
-UNIT_SOURCES = ("community", "routed_unit", "supervision_centre", "street", "district_coordination",
+UNIT_SOURCES = ("community", "routed_unit", "supervision_centre", "routing_desk", "street", "district_coordination",
                 "city_coordination", "joint_meeting")
 
 
@@ -32,6 +32,7 @@ class Route:
     unit: str
     time_limit_class: str
     process: str
+    mediation: str | None = None  # the kind of mediation body the case is docked with first (调解对接)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class LaneRule:
     role: str
     unit_from: str
     level: str
+    assisting: bool = False  # a co-handler's lane: its tasks never become the case's status or current unit
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,8 @@ class Tables:
             return routed_unit
         if rule.unit_from in LEVEL_UNITS:
             return self.org.level_unit(rule.unit_from, community)
+        if rule.unit_from == "routing_desk":  # who re-routes refused cases: the supervision centre unless configured
+            return self.fixed_units.get("routing_desk") or self.fixed_units.get("supervision_centre")
         return self.fixed_units.get(rule.unit_from)
 
     def unit_gap(self, rule: LaneRule | None, community: str, routed_unit: str | None,
@@ -156,7 +160,8 @@ def load_tables(processes_dir: Path) -> Tables:
                                                and source[len(DATA_SOURCE):].isidentifier()):
             raise ValueError(f"lanes.toml: lane {name!r}: unit_from must be one of {', '.join(UNIT_SOURCES)} "
                              "or data:<variable>")
-        lanes[name] = LaneRule(name, rule["role"], rule["unit_from"], rule.get("level", "community"))
+        lanes[name] = LaneRule(name, rule["role"], rule["unit_from"], rule.get("level", "community"),
+                               bool(rule.get("assisting", False)))
     fixed_units = dict(lanes_doc.get("units", {}))
     roles = {}
     for name, rule in lanes_doc.get("roles", {}).items():
@@ -172,7 +177,12 @@ def load_tables(processes_dir: Path) -> Tables:
             raise ValueError(
                 f"routing.toml: category {category!r}: unknown time_limit_class {row['time_limit_class']!r}"
             )
-        routes[category] = Route(category, row["name"], row["unit"], row["time_limit_class"], row["process"])
+        mediation = row.get("mediation")
+        if mediation is not None and not is_mediation_kind(mediation):
+            raise ValueError(f"routing.toml: category {category!r}: mediation {mediation!r} is not a mediation "
+                             "body kind (a kind ending in _mediation)")
+        routes[category] = Route(category, row["name"], row["unit"], row["time_limit_class"], row["process"],
+                                 mediation)
     org = Organisation(units.values())
     return Tables(routes=routes, lanes=lanes, fixed_units=fixed_units, time_limits=time_limits, org=org,
                   roles=roles, file_org=org, grids=load_grids(processes_dir, units),

@@ -30,6 +30,7 @@ from engine.core.operation import CaseOperation
 from engine.core.serializer import SERIALIZER_VERSION
 from engine.errors import CaseNotFound, InvalidInput, StaleVersion, TaskClaimed, TaskNotFound, TaskNotReady
 from engine.rules import access
+from engine.rules.case_data import initial_data
 from engine.rules.forms import validate as validate_form
 from engine.rules.intake import IntakeSchema
 from engine.rules.status import CaseStatus, TaskRowState
@@ -211,12 +212,7 @@ def start_case(rt, intake: dict, actor: str | None = None, *, user=None, source:
             session.flush()
         # Only what the diagram's conditions and handlers read: the record (title, description,
         # reporter) stays in the case row, so the workflow state carries no personal data.
-        initial = {
-            "category": case.category, "channel": case.channel, "community": case.community_code,
-            "routed_unit": None, "rework_count": 0, "return_count": 0, "ladder_index": 0, "assign_unit": None,
-            "time_limit_class": route.time_limit_class,
-            "max_reworks": limits["max_reworks"], "max_returns": limits["max_returns"],
-        }
+        initial = initial_data(case.category, case.channel, case.community_code, route.time_limit_class, limits)
         op = CaseOperation.new_case(rt, session, case, actor, definition)
         op.seed(initial)
         payload = {"definition": f"{definition.process_id}:{definition.version}", "intake": data, "data": initial}

@@ -8,12 +8,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from engine.core import bpmn_diff
 from engine.core.definitions import PROCESS_ID, problem, read_sources
-from engine.errors import Conflict, DefinitionNotFound
+from engine.errors import Conflict, DefinitionNotFound, InvalidInput
 from engine.rules import access
 from engine.store.models import ProcessDefinition
 
@@ -127,3 +128,17 @@ def deployed_forms(rt) -> dict[str, list]:
             for element, meta in loaded.tasks.items():
                 out[f"{loaded.process_id}:{loaded.version}:{element}"] = list(meta.form)
         return out
+
+
+def layout_file(path: Path, force: bool = False) -> bool:
+    """Write diagram information (BPMNDI) into a BPMN file that has none; False when it had one (and not `force`)."""
+    from engine.core.bpmn_layout import layout_xml
+
+    try:
+        laid_out = layout_xml(Path(path).read_bytes(), force=force)
+    except etree.XMLSyntaxError as exc:
+        raise InvalidInput(f"{path}: not well-formed XML: {exc}", errors={"file": [str(exc)]}) from exc
+    if laid_out is None:
+        return False
+    Path(path).write_bytes(laid_out)
+    return True

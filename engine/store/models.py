@@ -78,6 +78,11 @@ class Case(Base):
     current_unit: Mapped[str | None] = mapped_column(String(50), index=True)
     routed_unit: Mapped[str | None] = mapped_column(String(50), index=True)
     time_limit_class: Mapped[str | None] = mapped_column(String(40))
+    # Handling as the seeds run it (handlers/handling.py): the unit that signed for the case and leads
+    # it (首办单位), how often it was transferred after a refusal, and the co-handling units it brought in.
+    first_handling_unit: Mapped[str | None] = mapped_column(String(50), index=True)
+    transfers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    co_units: Mapped[list | None] = mapped_column(JSON)
     reply_text: Mapped[str | None] = mapped_column(Text)
     reply_unit: Mapped[str | None] = mapped_column(String(50))
     replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
