@@ -53,6 +53,8 @@ class VersionOut(Schema):
     source = fields.String()
     deployed_at = fields.String(metadata={"format": "date-time"})
     deployed_by = fields.String(allow_none=True)
+    calls = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "the processes its call activities call, each at the version this version embeds"})
 
 
 class DeployedOut(VersionOut):
@@ -92,6 +94,17 @@ class DiffOut(Schema):
     process_id = fields.String()
     from_ = fields.Integer(data_key="from", attribute="from")
     to = fields.Integer()
+    added = fields.List(fields.Nested(ElementOut))
+    removed = fields.List(fields.Nested(ElementOut))
+    changed = fields.List(fields.Nested(ChangedOut))
+    calls = fields.List(fields.Nested(lambda: CalledDiffOut()), metadata={
+        "description": "the called processes whose pinned version differs, with their own changes"})
+
+
+class CalledDiffOut(Schema):
+    process_id = fields.String()
+    from_ = fields.Integer(data_key="from", attribute="from", allow_none=True)
+    to = fields.Integer(allow_none=True)
     added = fields.List(fields.Nested(ElementOut))
     removed = fields.List(fields.Nested(ElementOut))
     changed = fields.List(fields.Nested(ChangedOut))

@@ -138,6 +138,10 @@ class CaseOut(Schema):
     level = fields.String()
     current_unit = fields.String(allow_none=True)
     routed_unit = fields.String(allow_none=True)
+    first_handling_unit = fields.String(allow_none=True, metadata={
+        "description": "the unit that signed for the case and leads it (首办单位)"})
+    co_units = fields.List(fields.String(), metadata={"description": "the co-handling units brought in (协办单位)"})
+    transfers = fields.Integer(metadata={"description": "how often the case was transferred after a refusal (转办)"})
     time_limit_class = fields.String(allow_none=True)
     reply = fields.Nested(ReplyOut, allow_none=True)
     rating = fields.String(allow_none=True)
@@ -187,6 +191,8 @@ class FormFieldOut(Schema):
 
 class TaskDetailOut(TaskOut):
     form = fields.List(fields.Nested(FormFieldOut))
+    shown = fields.Dict(metadata={"description": "case data the step shows beside its form (its BPMN `show` "
+                                                 "property), e.g. the co-handlers' results to consolidate"})
     overdue = fields.Boolean()
     case = fields.Nested(CaseSummaryOut)
     actions = fields.List(fields.String(), metadata={"description": "what the caller may do now: "

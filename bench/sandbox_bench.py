@@ -54,7 +54,7 @@ def validation() -> None:
     from engine.services.processes import validate_sources
 
     rt = runtime_of(create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "LOG_LEVEL": "WARNING"}))
-    standard = (rt.processes_dir / "standard_dispute.bpmn").read_bytes()
+    standard = (rt.processes_dir / "dispute_urban_management.bpmn").read_bytes()
     count = b"<bpmn:script>return_count = return_count + 1</bpmn:script>"
     print("processes validate:")
     for name, script in (("standard procedure (passes)", None),
@@ -62,7 +62,7 @@ def validation() -> None:
                          ("observed 'a' * 10**10 file", HOSTILE["observed: 'a' * 10**10"])):
         data = standard if script is None else standard.replace(count, f"<bpmn:script>{script}</bpmn:script>".encode())
         start = time.perf_counter()
-        problems = validate_sources(rt, {"standard_dispute.bpmn": data})
+        problems = validate_sources(rt, {"dispute_urban_management.bpmn": data})
         verdict = "; ".join(f"[{p['element']}] line {p['line']}" for p in problems) or "OK"
         print(f"  {name:34} {_ms(time.perf_counter() - start)}  {verdict}")
 

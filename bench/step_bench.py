@@ -5,7 +5,7 @@
 
 On each database (a fresh SQLite file; a schema of its own on PostgreSQL, the
 URL of bench/databases.py's default test database unless --pg-url), the happy
-path of processes/standard_dispute.bpmn (start + 5 completions) runs --cases
+path of processes/dispute_urban_management.bpmn (start + 5 completions) runs --cases
 times through the case services (in-process service calls: lock, load, act,
 record, save, commit). Right after each of the project's operations the bare
 library cycle runs on the same state: deserialize the state the project had

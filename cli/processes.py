@@ -76,15 +76,22 @@ def diff_command(process_id, old, new):
         d = diff_versions(runtime(), process_id, old, new)
     except DefinitionNotFound as exc:
         fail(exc.message)
+    _echo_changes(d, "")
+    for c in d["calls"]:  # the called processes whose pinned version differs
+        click.echo(f"calls {c['process_id']}: v{c['from']} -> v{c['to']}")
+        _echo_changes(c, "  ")
+    if not any(d[k] for k in ("added", "removed", "changed", "calls")):
+        click.echo(f"{process_id} v{old} and v{new} have the same elements and call the same versions")
+
+
+def _echo_changes(d: dict, indent: str) -> None:
     for sign, key in (("+", "added"), ("-", "removed")):
-        for e in d[key]:
-            click.echo(f"{sign} {e['element']} ({e['type']}{', ' + e['name'] if e['name'] else ''})")
-    for e in d["changed"]:
-        click.echo(f"~ {e['element']} ({e['type']})")
+        for e in d.get(key, []):
+            click.echo(f"{indent}{sign} {e['element']} ({e['type']}{', ' + e['name'] if e['name'] else ''})")
+    for e in d.get("changed", []):
+        click.echo(f"{indent}~ {e['element']} ({e['type']})")
         for c in e["changes"]:
-            click.echo(f"    {c['field']}: {c['from']!r} -> {c['to']!r}")
-    if not any(d[k] for k in ("added", "removed", "changed")):
-        click.echo(f"{process_id} v{old} and v{new} have the same elements")
+            click.echo(f"{indent}    {c['field']}: {c['from']!r} -> {c['to']!r}")
 
 
 @processes_cli.command("layout")

@@ -16,7 +16,7 @@ def test_replay_of_a_case_driven_by_each_role_with_claims_and_delegation(api, rt
     assert resp.status_code == 200, resp.get_json()
     body = resp.get_json()
     assert body["verdict"] == "consistent" and body["consistent"] and body["divergence"] is None
-    assert body["process_id"] == "standard_dispute" and body["definition_version"] == 1
+    assert body["process_id"] == "dispute_urban_management" and body["definition_version"] == 1
     kinds = [s["type"] for s in body["steps"]]
     assert {"task_claimed", "task_delegated", "task_unclaimed", "case_completed"} <= set(kinds)
     delegated = next(s for s in body["steps"] if s["type"] == "task_delegated")

@@ -37,12 +37,26 @@ def test_the_standard_procedure_over_http(api):
                     {"username": "cgj_handler"}).status_code == 200
     assert [t["id"] for t in api.get("/api/v1/tasks?scope=mine", "cgj_handler").get_json()["items"]] == \
         [sign_for["id"]]
-    _complete(api, sign_for, "cgj_handler2", 409, responsible_section="执法二科", responsible_person="高峰")
-    _complete(api, sign_for, "cgj_leader", 403, responsible_section="执法一科", responsible_person="李四")
-    case = _complete(api, sign_for, "cgj_handler", responsible_section="执法一科", responsible_person="李四")
-    assert case["status"] == "handling"
+    _complete(api, sign_for, "cgj_handler2", 409, decision="accept", responsible_section="执法二科",
+              responsible_person="cgj_handler2")
+    _complete(api, sign_for, "cgj_leader", 403, decision="accept", responsible_section="执法一科",
+              responsible_person="cgj_handler")
+    # The responsible person is a handler of the unit: a leader, a stranger or another unit's user is refused.
+    for person in ("cgj_leader", "李四", "gaj_handler"):
+        body = _complete(api, sign_for, "cgj_handler", 422, decision="accept", responsible_section="执法一科",
+                         responsible_person=person)
+        assert "responsible_person" in body["errors"], body
+    case = _complete(api, sign_for, "cgj_handler", decision="accept", responsible_section="执法一科",
+                     responsible_person="cgj_handler2")
+    assert case["status"] == "handling" and case["first_handling_unit"] == "YC-CGJ" and case["transfers"] == 0
 
     handle = _task(api, case_no)
+    # The named handler holds the handling step: it is in their own list; the dispatcher may re-assign it.
+    assert handle["assignee"] == "cgj_handler2" and handle["unit"] == "YC-CGJ"
+    assert [t["id"] for t in api.get("/api/v1/tasks?scope=mine", "cgj_handler2").get_json()["items"]] == \
+        [handle["id"]]
+    assert api.post(f"/api/v1/tasks/{handle['id']}/delegate", "cgj_dispatcher",
+                    {"username": "cgj_handler"}).status_code == 200
     assert api.post(f"/api/v1/tasks/{handle['id']}/claim", "cgj_handler").status_code == 200
     _complete(api, handle, "cgj_handler", result="初步处理", measures="电话沟通")
 
@@ -53,8 +67,10 @@ def test_the_standard_procedure_over_http(api):
     case = _complete(api, approve, "cgj_leader", decision="return", return_reason="未现场核实")
     assert case["status"] == "handling"
 
-    handle = _task(api, case_no)
-    _complete(api, handle, "cgj_handler", result="已责令整改，漏水已修复", measures="现场查看，约谈双方")
+    handle = _task(api, case_no)  # back with the named handler
+    assert handle["assignee"] == "cgj_handler2"
+    _complete(api, handle, "cgj_handler", 409, result="已责令整改，漏水已修复", measures="现场查看，约谈双方")
+    _complete(api, handle, "cgj_handler2", result="已责令整改，漏水已修复", measures="现场查看，约谈双方")
     case = _complete(api, _task(api, case_no), "cgj_leader", decision="approve")
     assert case["status"] == "evaluating" and case["reply"]["text"] == "已责令整改，漏水已修复"
 
@@ -80,7 +96,7 @@ def test_the_standard_procedure_over_http(api):
     completed = [(e["element"], e["actor"]) for e in events if e["type"] == "task_completed"]
     assert completed == [
         ("mediate", "yjp_acceptor"), ("sign_for", "cgj_handler"), ("handle", "cgj_handler"),
-        ("approve", "cgj_leader"), ("handle", "cgj_handler"), ("approve", "cgj_leader"),
+        ("approve", "cgj_leader"), ("handle", "cgj_handler2"), ("approve", "cgj_leader"),
         ("evaluate", "yjp_acceptor"), ("review", "jgzx_supervisor"), ("handle", "cgj_handler2"),
         ("approve", "cgj_leader"), ("evaluate", "yjp_acceptor"),
     ]
@@ -102,8 +118,14 @@ def test_a_neighbour_dispute_goes_to_the_street_office(api):
     case_no = api.register("tjy_acceptor", category="neighbour", community="XL-XLJD-TJY")["case_no"]
     case = _complete(api, _task(api, case_no), "tjy_acceptor", mediation_result="unresolved")
     assert case["routed_unit"] == "XL-XLJD"
-    _complete(api, _task(api, case_no), "cgj_handler", 404, responsible_section="x", responsible_person="y")
-    _complete(api, _task(api, case_no), "xljd_dispatcher", responsible_section="司法所", responsible_person="吴刚")
+    # People's mediation first: the street's mediation committee declines, and the street office handles it.
+    accept = _task(api, case_no)
+    assert (accept["element"], accept["unit"]) == ("accept_mediation", "XL-XLJD-TWH")
+    _complete(api, accept, "xltwh_mediator", acceptance="decline", decline_reason="当事人不同意调解")
+    _complete(api, _task(api, case_no), "cgj_handler", 404, decision="accept", responsible_section="x",
+              responsible_person="y")
+    _complete(api, _task(api, case_no), "xljd_dispatcher", decision="accept", responsible_section="司法所",
+              responsible_person="xljd_handler")
     _complete(api, _task(api, case_no), "xljd_handler", result="人民调解达成协议", measures="组织双方调解")
     _complete(api, _task(api, case_no), "xljd_leader", decision="approve")
     case = _complete(api, _task(api, case_no), "tjy_acceptor", rating="satisfied")

@@ -7,7 +7,7 @@ import pytest
 
 from tests.test_validate import diagram, generated_files
 
-STANDARD = "standard_dispute.bpmn"
+STANDARD = "dispute_urban_management.bpmn"
 
 
 def upload(api, path, user, files: dict[str, bytes]):
@@ -71,12 +71,12 @@ def test_deploy_stores_a_new_version_only_when_valid_and_records_who(api, standa
     assert refused.status_code == 422
     assert refused.get_json()["code"] == "definition_invalid"
     assert any(p["element"] == "due_mediate" for p in refused.get_json()["problems"])
-    assert len(api.get("/api/v1/processes/standard_dispute/versions", "designer").get_json()) == 1
+    assert len(api.get("/api/v1/processes/dispute_urban_management/versions", "designer").get_json()) == 1
     created = upload(api, "/api/v1/processes", "designer", {STANDARD: edited})
     assert created.status_code == 201
     assert [(r["process_id"], r["version"], r["new"], r["deployed_by"]) for r in created.get_json()] == [
-        ("standard_dispute", 2, True, "designer")]
-    versions = api.get("/api/v1/processes/standard_dispute/versions", "jgzx_supervisor").get_json()
+        ("dispute_urban_management", 2, True, "designer")]
+    versions = api.get("/api/v1/processes/dispute_urban_management/versions", "jgzx_supervisor").get_json()
     assert [(v["version"], v["deployed_by"], v["source"]) for v in versions] == [
         (1, "tests", STANDARD), (2, "designer", STANDARD)]
     assert all(len(v["sha256"]) == 64 and v["deployed_at"] for v in versions)
@@ -90,10 +90,10 @@ def test_diff_names_added_removed_and_changed_elements(api, standard):
               .replace(b'targetRef="end_closed"', b'targetRef="end_done"')
               .replace(b"<bpmn:flowNodeRef>end_closed</bpmn:flowNodeRef>", b"<bpmn:flowNodeRef>end_done</bpmn:flowNodeRef>"))
     assert upload(api, "/api/v1/processes", "designer", {STANDARD: edited}).status_code == 201
-    resp = api.get("/api/v1/processes/standard_dispute/diff?from=1&to=2", "designer")
+    resp = api.get("/api/v1/processes/dispute_urban_management/diff?from=1&to=2", "designer")
     assert resp.status_code == 200, resp.get_json()
     d = resp.get_json()
-    assert (d["process_id"], d["from"], d["to"]) == ("standard_dispute", 1, 2)
+    assert (d["process_id"], d["from"], d["to"]) == ("dispute_urban_management", 1, 2)
     assert [e["element"] for e in d["added"]] == ["end_done"]
     assert [e["element"] for e in d["removed"]] == ["end_closed"]
     changed = {e["element"]: e["changes"] for e in d["changed"]}
@@ -101,10 +101,10 @@ def test_diff_names_added_removed_and_changed_elements(api, standard):
     assert {"field": "condition", "from": "rework_count <= max_reworks",
             "to": "rework_count < max_reworks"} in changed["flow_rework_within_cap"]
     assert any(c["field"] == "@targetRef" for c in changed["flow_rating_satisfied"])
-    same = api.get("/api/v1/processes/standard_dispute/diff?from=2&to=2", "designer").get_json()
+    same = api.get("/api/v1/processes/dispute_urban_management/diff?from=2&to=2", "designer").get_json()
     assert same["added"] == same["removed"] == same["changed"] == []
-    assert api.get("/api/v1/processes/standard_dispute/diff?from=1&to=7", "designer").status_code == 404
-    assert api.get("/api/v1/processes/standard_dispute/diff?from=x&to=2", "designer").status_code == 422
+    assert api.get("/api/v1/processes/dispute_urban_management/diff?from=1&to=7", "designer").status_code == 404
+    assert api.get("/api/v1/processes/dispute_urban_management/diff?from=x&to=2", "designer").status_code == 422
 
 
 def test_a_running_case_keeps_its_version_and_new_cases_take_the_newest(api, standard):

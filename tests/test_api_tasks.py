@@ -168,15 +168,15 @@ def test_a_stale_version_is_a_409(api):
 
 def test_process_definitions_and_their_bpmn(api, rt):
     processes = api.get("/api/v1/processes", "designer").get_json()
-    [standard] = [p for p in processes if p["process_id"] == "standard_dispute"]
-    assert standard["process_id"] == "standard_dispute" and standard["latest"] == 1
+    [standard] = [p for p in processes if p["process_id"] == "dispute_urban_management"]
+    assert standard["process_id"] == "dispute_urban_management" and standard["latest"] == 1
     assert [v["version"] for v in standard["versions"]] == [1]
-    assert standard["versions"][0]["source"] == "standard_dispute.bpmn"
+    assert standard["versions"][0]["source"] == "dispute_urban_management.bpmn"
     assert len(standard["versions"][0]["sha256"]) == 64
-    resp = api.get("/api/v1/processes/standard_dispute/versions/1/bpmn", "cgj_handler")
+    resp = api.get("/api/v1/processes/dispute_urban_management/versions/1/bpmn", "cgj_handler")
     assert resp.status_code == 200 and resp.mimetype == "application/xml"
-    assert resp.data == (rt.processes_dir / "standard_dispute.bpmn").read_bytes()
-    for path in ("/api/v1/processes/standard_dispute/versions/2/bpmn", "/api/v1/processes/nope/versions/1/bpmn",
-                 "/api/v1/processes/standard_dispute/versions/99999999999999999999/bpmn"):
+    assert resp.data == (rt.processes_dir / "dispute_urban_management.bpmn").read_bytes()
+    for path in ("/api/v1/processes/dispute_urban_management/versions/2/bpmn", "/api/v1/processes/nope/versions/1/bpmn",
+                 "/api/v1/processes/dispute_urban_management/versions/99999999999999999999/bpmn"):
         resp = api.get(path, "designer")
         assert resp.status_code == 404 and resp.get_json()["code"] in ("definition_not_found", "not_found"), path

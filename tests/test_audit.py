@@ -17,7 +17,7 @@ from engine.store.models import Case, CaseEvent, CaseState
 from tests.support import Driver
 from timers import TimerService
 
-BPMN = "standard_dispute.bpmn"
+BPMN = "dispute_urban_management.bpmn"
 
 
 def consistent(rt, case_no):

@@ -221,7 +221,7 @@ def test_scope_and_csrf_refusals(server, browser, shots):
     assert "请城管局尽快处理" in acceptor.page.text_content("#comments")
 
     designer = Person(browser, server, "designer")
-    designer.go("/console/designer?process=standard_dispute")
+    designer.go("/console/designer?process=dispute_urban_management")
     assert designer.page.is_visible("#versions")
     shots(designer.page, "designer")
     admin = Person(browser, server, "admin")

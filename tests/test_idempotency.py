@@ -195,17 +195,17 @@ def test_concurrent_requests_with_one_key_make_one_case(server, rt, demo):
 def test_a_deploy_upload_sent_twice_with_one_key_is_one_version(api, rt):
     import io
 
-    standard = (rt.processes_dir / "standard_dispute.bpmn").read_bytes().replace("社区调解".encode(),
+    standard = (rt.processes_dir / "dispute_urban_management.bpmn").read_bytes().replace("社区调解".encode(),
                                                                                "社区人民调解".encode())
 
     def deploy(content: bytes):
         return api.client.post("/api/v1/processes", content_type="multipart/form-data",
                                headers={**api.headers("designer"), "Idempotency-Key": "deploy-1"},
-                               data={"file": [(io.BytesIO(content), "standard_dispute.bpmn")]})
+                               data={"file": [(io.BytesIO(content), "dispute_urban_management.bpmn")]})
 
     first, again = deploy(standard), deploy(standard)
     assert (first.status_code, again.status_code) == (201, 201)
     assert again.headers["Idempotent-Replayed"] == "true" and again.get_json() == first.get_json()
     assert [r["version"] for r in first.get_json()] == [2]
     assert deploy(standard + b"\n").get_json()["code"] == "idempotency_key_reused"
-    assert len(api.get("/api/v1/processes/standard_dispute/versions", "designer").get_json()) == 2
+    assert len(api.get("/api/v1/processes/dispute_urban_management/versions", "designer").get_json()) == 2

@@ -55,7 +55,7 @@ def test_readyz_names_a_schema_behind_its_head_and_a_process_not_deployed(client
         s.execute(delete(ProcessDefinition))
     body = client.get("/readyz").get_json()
     assert body["failed"] == ["definitions"]
-    assert body["checks"]["definitions"]["missing"] == ["standard_dispute"]
+    assert body["checks"]["definitions"]["missing"] == ["dispute_urban_management"]
     with rt.db.write() as s:
         head = s.scalar(text("SELECT version_num FROM alembic_version"))
         s.execute(text("UPDATE alembic_version SET version_num = 'd_outbox'"))

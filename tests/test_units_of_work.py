@@ -89,13 +89,13 @@ def test_unknown_task_and_unknown_case(rt):
 
 def test_cases_stay_pinned_to_their_version(rt):
     old = Driver.start(rt)
-    source = (rt.processes_dir / "standard_dispute.bpmn").read_bytes()
+    source = (rt.processes_dir / "dispute_urban_management.bpmn").read_bytes()
     edited = source.replace("社区调解".encode(), "社区人民调解".encode())
     assert edited != source
-    results = deploy_sources(rt, {"standard_dispute.bpmn": edited}, "designer")
+    results = deploy_sources(rt, {"dispute_urban_management.bpmn": edited}, "designer")
     assert [(r["version"], r["new"]) for r in results] == [(2, True)]
-    assert deploy_sources(rt, {"standard_dispute.bpmn": edited}, "designer")[0]["new"] is False
-    assert [r["version"] for r in list_definitions(rt) if r["process_id"] == "standard_dispute"] == [1, 2]
+    assert deploy_sources(rt, {"dispute_urban_management.bpmn": edited}, "designer")[0]["new"] is False
+    assert [r["version"] for r in list_definitions(rt) if r["process_id"] == "dispute_urban_management"] == [1, 2]
     new = Driver.start(rt)
     assert new.open["name"] == "社区人民调解"
     assert old.open["name"] == "社区调解"

@@ -72,8 +72,8 @@ def reasons(problems) -> list[tuple[str | None, str]]:
 
 def test_the_template_and_the_standard_procedure_pass(vrt):
     assert problems_of(vrt, diagram()) == []
-    standard = (vrt.processes_dir / "standard_dispute.bpmn").read_bytes()
-    assert problems_of(vrt, standard, "standard_dispute.bpmn") == []
+    standard = (vrt.processes_dir / "dispute_urban_management.bpmn").read_bytes()
+    assert problems_of(vrt, standard, "dispute_urban_management.bpmn") == []
 
 
 def test_every_problem_names_file_element_line_reason_and_fix(vrt):

@@ -163,15 +163,15 @@ def test_the_designer_validates_uploads_and_lists_problems_by_element(client, pe
     from pathlib import Path
 
     sign_in(client, "designer")
-    page = client.get("/console/designer?process=standard_dispute").get_data(as_text=True)
-    source = (Path(__file__).resolve().parents[1] / "processes" / "standard_dispute.bpmn").read_bytes()
+    page = client.get("/console/designer?process=dispute_urban_management").get_data(as_text=True)
+    source = (Path(__file__).resolve().parents[1] / "processes" / "dispute_urban_management.bpmn").read_bytes()
     broken = source.replace(b'value="enum:approve|return required"', b'value="enum: required"')
     answer = client.post("/console/designer/validate", content_type="multipart/form-data",
                          data={"csrf_token": _token(page), "file": (BytesIO(broken), "broken.bpmn")})
     html = answer.get_data(as_text=True)
     assert answer.status_code == 422 and 'data-element="approve"' in html and "broken.bpmn" in html
     answer = client.post("/console/designer/validate", content_type="multipart/form-data",
-                         data={"csrf_token": _token(page), "file": (BytesIO(source), "standard_dispute.bpmn")})
+                         data={"csrf_token": _token(page), "file": (BytesIO(source), "dispute_urban_management.bpmn")})
     assert answer.status_code == 200 and "校验通过" in answer.get_data(as_text=True)
     refused = client.post("/console/designer/deploy", content_type="multipart/form-data",
                           data={"csrf_token": _token(page), "file": (BytesIO(broken), "broken.bpmn")})

@@ -227,11 +227,26 @@ class Definitions:
 
     # -- parsing ----------------------------------------------------------------
 
-    def parse_sources(self, sources: dict[str, bytes]) -> tuple[list[ParsedProcess], list[dict]]:
-        """Parse and check BPMN/DMN sources (name → bytes) together; (processes, problems)."""
+    def parse_sources(self, sources: dict[str, bytes],
+                      context: dict[str, bytes] | None = None) -> tuple[list[ParsedProcess], list[dict]]:
+        """Parse and check BPMN/DMN sources (name → bytes) together; (processes, problems).
+
+        `context`: other files (e.g. the deployed versions of the shared sub-procedures) that
+        call activities of `sources` may name; they are parsed to resolve those calls but are
+        neither checked nor returned.
+        """
         problems: list[dict] = []
         parser = SpiffBpmnParser(validator=VALIDATOR)
         roots, lines, texts = {}, {}, {}
+        for name, data in sorted((context or {}).items()):
+            if name in sources or not name.endswith(".bpmn"):
+                continue
+            try:
+                root = etree.fromstring(data, safe_xml_parser())
+                parser.add_bpmn_xml(root, filename=name)
+                texts[name] = data
+            except Exception:  # noqa: BLE001 - a stored file that no longer parses is simply not context
+                continue
         for name, data in sorted(sources.items()):
             root = _read_xml(name, data, problems)
             if root is None:
@@ -267,6 +282,13 @@ class Definitions:
             source_name = pparser.filename
             if source_name not in roots:
                 continue
+            unknown = _unknown_calls(roots[source_name], pid, set(parser.get_process_ids()))
+            if unknown:
+                problems.extend(problem(source_name, element, f"call activity calls process {called!r}, which is "
+                                        "neither in this upload nor deployed", lines.get(element),
+                                        "deploy the called process first, or upload it together with this file")
+                                for element, called in unknown)
+                continue
             try:
                 spec = parser.get_spec(pid)
                 subs = parser.get_subprocess_specs(pid)
@@ -293,11 +315,43 @@ class Definitions:
 
     # -- storing ----------------------------------------------------------------
 
+    def stored_sources(self, session) -> dict[str, bytes]:
+        """The source file of the latest version of every deployed process, by file name."""
+        latest = (select(ProcessDefinition.process_id, func.max(ProcessDefinition.version).label("v"))
+                  .group_by(ProcessDefinition.process_id).subquery())
+        rows = session.execute(select(ProcessDefinition.source_name, ProcessDefinition.bpmn_xml).join(
+            latest, (ProcessDefinition.process_id == latest.c.process_id) & (ProcessDefinition.version == latest.c.v)))
+        return {name: xml.encode("utf-8") for name, xml in rows}
+
     def deploy(self, session, sources: dict[str, bytes], actor: str) -> list[tuple[ProcessDefinition, bool]]:
-        """Store a new version of every process whose source changed; refuse all on any problem."""
-        parsed, problems = self.parse_sources(sources)
-        if problems:
-            raise DefinitionInvalid(f"{len(problems)} problem(s) in the process definitions", problems)
+        """Store a new version of every process whose source changed; refuse all on any problem.
+
+        Call activities resolve against the uploaded files first, then the deployed ones. A
+        process whose new version a deployed caller calls makes a new version of that caller
+        too (its spec embeds the callee's), so new cases of the caller take the new callee;
+        running cases stay pinned to the versions they started on.
+        """
+        results, done = [], set()
+        pending = dict(sources)
+        while pending:
+            stored = self.stored_sources(session)
+            parsed, problems = self.parse_sources(pending, stored)
+            if problems:
+                raise DefinitionInvalid(f"{len(problems)} problem(s) in the process definitions", problems)
+            changed = set()
+            for row, new in self._store(session, parsed, actor):
+                results.append((row, new))
+                if new:
+                    changed.add(row.process_id)
+            done |= set(pending)
+            pending = {}
+            if changed:
+                for name, xml in self.stored_sources(session).items():
+                    if name not in done and called_processes(xml) & changed:
+                        pending[name] = xml
+        return results
+
+    def _store(self, session, parsed, actor: str) -> list[tuple[ProcessDefinition, bool]]:
         results = []
         for p in parsed:
             existing = session.scalar(select(ProcessDefinition).where(
@@ -315,6 +369,12 @@ class Definitions:
             session.add(row)
             session.flush()
             results.append((row, True))
+        # The callees were stored above (uploaded together) or are the deployed latest (context).
+        for (row, new), p in zip(results, parsed):
+            if new and p.subprocess_specs:
+                row.calls = {sub: session.scalar(select(func.max(ProcessDefinition.version))
+                                                 .where(ProcessDefinition.process_id == sub))
+                             for sub in sorted(p.subprocess_specs)}
         return results
 
     def latest(self, session, process_id: str) -> LoadedDefinition:
@@ -379,6 +439,22 @@ def _read_xml(name: str, data: bytes, problems: list[dict]):
                                 root.sourceline, "export the diagram as BPMN 2.0 XML"))
         return None
     return root
+
+
+def _unknown_calls(root, process_id: str, known: set[str]) -> list[tuple[str, str]]:
+    """(call activity id, called process id) of each call activity of `process_id` naming no known process."""
+    out = []
+    for process in root.xpath("//bpmn:process[@id=$pid]", pid=process_id, namespaces=NS):
+        for node in process.xpath(".//bpmn:callActivity", namespaces=NS):
+            if node.get("calledElement") not in known:
+                out.append((node.get("id"), node.get("calledElement")))
+    return out
+
+
+def called_processes(xml: str | bytes) -> set[str]:
+    """The process ids a BPMN source's call activities name (its direct callees)."""
+    root = etree.fromstring(xml.encode("utf-8") if isinstance(xml, str) else xml, safe_xml_parser())
+    return {n.get("calledElement") for n in root.xpath("//bpmn:callActivity", namespaces=NS) if n.get("calledElement")}
 
 
 def _spiff_problem(name: str, exc: Exception) -> dict:

@@ -489,10 +489,11 @@ class CaseOperation:
                 self.event("case_completed", payload={"end": self._end_event()})
             return
         ready = self.ready_manual_tasks()
-        # A co-handler's task (an `assisting` lane) never stands for the case while the lead unit has one open.
+        # A co-handler's task (an `assisting` lane) never stands for the case: while only co-handlers work,
+        # the case stays with the lead unit, in the status its lead step gave it.
         leading = [t for t in ready if not getattr(self.rt.tables.lanes.get(t.task_spec.lane), "assisting", False)]
-        if leading or ready:
-            task = (leading or ready)[0]
+        if leading:
+            task = leading[0]
             meta = self.definition.tasks.get(task.task_spec.bpmn_id)
             rule = self.rt.tables.lanes.get(task.task_spec.lane)
             if meta and meta.status:
@@ -505,3 +506,17 @@ class CaseOperation:
         ends = [t for t in self.workflow.tasks.values()
                 if t.state == TaskState.COMPLETED and t.task_spec.__class__.__name__ == "EndEvent"]
         return ends[-1].task_spec.bpmn_id if ends else None
+
+
+def read_task_data(definition, state: bytes | None, task_id: str, names: tuple[str, ...]) -> dict:
+    """Some of the data an open task holds (what its `show` property names), read from the stored state."""
+    if not names or state is None:
+        return {}
+    workflow = load_workflow(state, definition.spec, definition.subprocess_specs)
+    try:
+        task = workflow.get_task_from_id(uuid.UUID(str(task_id)))
+    except (ValueError, KeyError, WorkflowException):
+        return {}
+    if task is None:
+        return {}
+    return {name: task.data.get(name) for name in names}

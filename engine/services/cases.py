@@ -26,7 +26,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from engine import clock
 from engine.core.callbacks import keep_callback_source, with_callback_source
-from engine.core.operation import CaseOperation
+from engine.core.operation import CaseOperation, read_task_data
 from engine.core.serializer import SERIALIZER_VERSION
 from engine.errors import CaseNotFound, InvalidInput, StaleVersion, TaskClaimed, TaskNotFound, TaskNotReady
 from engine.rules import access
@@ -277,6 +277,10 @@ def task_detail(rt, session, row: CaseTask, case: Case, user=None) -> dict:
     """A task with its form fields and deadline; given a `user`, also the case summary and their actions."""
     definition = rt.definitions.get(session, case.definition_id)
     out = task_view(row, definition, case)
+    meta = definition.tasks.get(row.bpmn_id)
+    if meta is not None and meta.shows and row.state == TaskRowState.READY.value:
+        # What the step shows its holder beside the form: e.g. the co-handlers' results to consolidate.
+        out["shown"] = read_task_data(definition, case.state, row.id, meta.shows)
     if user is not None:
         ready = row.state == TaskRowState.READY.value
         out["overdue"] = out["light"] == "red"

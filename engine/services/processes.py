@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 def validate_sources(rt, sources: dict[str, bytes]) -> list[dict]:
     """Problems found in the given sources (empty when they would deploy); never raises for bad input."""
     try:
-        _, problems = rt.definitions.parse_sources(sources)
+        with rt.db.read() as session:
+            stored = rt.definitions.stored_sources(session)
+        _, problems = rt.definitions.parse_sources(sources, stored)
     except Exception as exc:  # a verdict for any file, even one that trips a bug of ours or the parser's
         log.exception("validating %s failed", sorted(sources))
         return [problem(name, None, f"could not be checked: {type(exc).__name__}: {exc}") for name in sorted(sources)]
@@ -96,7 +98,17 @@ def diff_versions(rt, process_id: str, old: int, new: int) -> dict:
     """The elements added, removed and changed from version `old` to version `new`."""
     with rt.db.read() as session:
         old_xml, new_xml = _row(session, process_id, old).bpmn_xml, _row(session, process_id, new).bpmn_xml
-    return {"process_id": process_id, "from": old, "to": new, **bpmn_diff.diff(old_xml, new_xml)}
+        old_calls, new_calls = (_row(session, process_id, old).calls or {}), (_row(session, process_id, new).calls or {})
+        calls = []
+        for callee in sorted(set(old_calls) | set(new_calls)):
+            a, b = old_calls.get(callee), new_calls.get(callee)
+            if a == b:
+                continue
+            entry = {"process_id": callee, "from": a, "to": b}
+            if a is not None and b is not None:
+                entry.update(bpmn_diff.diff(_row(session, callee, a).bpmn_xml, _row(session, callee, b).bpmn_xml))
+            calls.append(entry)
+    return {"process_id": process_id, "from": old, "to": new, **bpmn_diff.diff(old_xml, new_xml), "calls": calls}
 
 
 def _valid_id(process_id) -> bool:
@@ -115,7 +127,8 @@ def _row(session, process_id: str, version: int) -> ProcessDefinition:
 
 def definition_view(row: ProcessDefinition) -> dict:
     return {"process_id": row.process_id, "version": row.version, "name": row.name, "sha256": row.sha256,
-            "source": row.source_name, "deployed_at": row.deployed_at.isoformat(), "deployed_by": row.deployed_by}
+            "source": row.source_name, "deployed_at": row.deployed_at.isoformat(), "deployed_by": row.deployed_by,
+            "calls": dict(row.calls or {})}
 
 
 def deployed_forms(rt) -> dict[str, list]:

@@ -81,6 +81,9 @@ def case_view(session, case: Case, include_tasks: bool = False, open_rows: list 
         "level": case.level,
         "current_unit": case.current_unit,
         "routed_unit": case.routed_unit,
+        "first_handling_unit": case.first_handling_unit,
+        "co_units": list(case.co_units or []),
+        "transfers": case.transfers or 0,
         "time_limit_class": case.time_limit_class,
         "reply": {"text": case.reply_text, "unit": case.reply_unit, "at": _iso(case.replied_at)}
         if case.reply_text else None,

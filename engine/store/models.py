@@ -51,6 +51,9 @@ class ProcessDefinition(Base):
     serializer_version: Mapped[str] = mapped_column(String(40))
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deployed_by: Mapped[str] = mapped_column(String(100))
+    # The processes its call activities call (nested ones too), each at the version this one embeds:
+    # {process_id: version}. A case of this version runs exactly those versions (it is pinned to them).
+    calls: Mapped[dict | None] = mapped_column(JSON)
 
 
 class Case(Base):

@@ -1,4 +1,4 @@
-"""handling as the seeds run it: the first-handling unit, transfers and co-handling units on the case
+"""handling as the seeds run it: the first-handling unit, transfers and co-handling units on the case; the called versions of a process
 
 Revision ID: d_h9
 Revises: d_h10
@@ -17,6 +17,8 @@ depends_on = None
 
 
 def upgrade():
+    with op.batch_alter_table('process_definition', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('calls', sa.JSON(), nullable=True))
     with op.batch_alter_table('dispute_case', schema=None) as batch_op:
         batch_op.add_column(sa.Column('first_handling_unit', sa.String(length=50), nullable=True))
         batch_op.add_column(sa.Column('transfers', sa.Integer(), nullable=False, server_default="0"))
@@ -25,6 +27,8 @@ def upgrade():
 
 
 def downgrade():
+    with op.batch_alter_table('process_definition', schema=None) as batch_op:
+        batch_op.drop_column('calls')
     with op.batch_alter_table('dispute_case', schema=None) as batch_op:
         batch_op.drop_index('ix_dispute_case_first_handling_unit')
         batch_op.drop_column('co_units')
