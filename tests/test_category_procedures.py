@@ -1,0 +1,117 @@
+"""Every category's own procedure (processes/dispute_<category>.bpmn): its main path and its special steps.
+
+Each case is driven from intake to closing by completing whatever step is open with that step's
+form (`FORMS`); the steps it went through are compared with the category's expected path, and
+the case's log must replay to the stored state (`audit verify`)."""
+from __future__ import annotations
+
+import pytest
+
+from engine.services import audit, cases
+from engine.services.processes import list_processes
+from tests.support import intake
+
+SIGN = {"decision": "accept", "responsible_section": "承办科", "responsible_person": "李四"}
+FORMS = {
+    "mediate": {"mediation_result": "unresolved"},
+    "sign_for": SIGN,
+    "co_sign_for": SIGN,
+    "handle": {"result": "已依法处理", "measures": "约谈双方"},
+    "approve": {"decision": "approve"},
+    "evaluate": {"rating": "satisfied"},
+    "inspect": {"inspection_findings": "排污口超标排放", "violation": "yes"},
+    "rectification_notice": {"notice_no": "宜环改〔2025〕12号", "rectification_items": "停产整治排污口",
+                             "rectification_deadline": "2025-03-20"},
+    "reinspect": {"reinspection_result": "passed", "reinspection_note": "排放达标"},
+    "eligibility_check": {"eligible": "yes", "eligibility_basis": "低保边缘户，符合临时救助条件"},
+    "legal_review": {"legal_opinion": "compliant", "legal_basis": "《国有土地上房屋征收与补偿条例》"},
+    "accept_mediation": {"acceptance": "accept"},
+    "mediation_session": {"session_date": "2025-03-04", "participants": "双方当事人", "session_notes": "达成一致",
+                          "session_result": "agreement"},
+    "record_agreement": {"agreement_text": "双方自愿达成调解协议", "judicial_confirmation": False},
+    "convene_reception": {"co_units": ["YC-RSJ"], "lawyer_name": "王律师", "lawyer_org": "某律师事务所",
+                          "reception_date": "2025-03-05"},
+    "joint_reception": {"participants": "信访局、人社局、律师", "conclusion": "落实补缴", "measures": "人社局办理"},
+}
+EXTRA = {  # what a step needs at one kind of mediation body
+    ("medical", "mediation_session"): {"doctor": "张医生", "lawyer": "李律师", "mediator": "王调解员"},
+    ("traffic", "mediation_session"): {"four_in_one": "people"},
+}
+UNIT_PART = ["sign_for", "handle", "approve"]
+DOCKED = ["accept_mediation", "mediation_session", "record_agreement"]
+PATHS = {
+    "civil_affairs": ["sign_for", "eligibility_check", "handle", "approve"],
+    "urban_management": UNIT_PART,
+    "demolition": UNIT_PART + ["legal_review"],
+    "property": DOCKED,
+    "environment": ["sign_for", "inspect", "rectification_notice", "handle", "approve", "reinspect"],
+    "labour": UNIT_PART,
+    "medical": DOCKED,
+    "traffic": DOCKED,
+    "market": UNIT_PART,
+    "family": DOCKED,
+    "neighbour": DOCKED,
+    "enterprise": UNIT_PART + ["legal_review"],
+    "petition": ["sign_for", "convene_reception", "co_sign_for", "joint_reception", "approve"],
+}
+
+
+def drive(rt, category: str, forms: dict | None = None) -> tuple[dict, list[str]]:
+    case = cases.start_case(rt, intake(category=category), "acceptor")
+    path = []
+    for _ in range(40):
+        if not case["open_tasks"]:
+            return case, path
+        task = case["open_tasks"][0]
+        element = task["element"]
+        path.append(element)
+        data = {**FORMS[element], **EXTRA.get((category, element), {}), **(forms or {}).get(element, {})}
+        case = cases.complete_task(rt, task["id"], data, "someone")
+    raise AssertionError(f"{category}: no end after {path}")
+
+
+def test_every_category_names_its_own_deployed_procedure(rt):
+    deployed = {p["process_id"] for p in list_processes(rt)}
+    assert {route.process for route in rt.tables.routes.values()} <= deployed
+    assert len({route.process for route in rt.tables.routes.values()}) == len(rt.tables.routes) == 13
+    shared = {"community_mediation", "unit_sign_for", "unit_handling", "co_handling", "escalation_ladder",
+              "citizen_evaluation", "mediation_docking"}
+    assert shared <= deployed
+
+
+@pytest.mark.parametrize("category", sorted(PATHS))
+def test_the_main_path_and_special_steps_of_each_category(rt, category):
+    case, path = drive(rt, category)
+    assert path == ["mediate", *PATHS[category], "evaluate"], path
+    assert case["status"] == "closed" and case["rating"] == "satisfied"
+    assert audit.verify_cases(rt, [case["case_no"]]) == {"checked": 1, "failed": 0, "results": []}
+
+
+def test_a_failed_docking_comes_back_to_the_unit(rt):
+    forms = {"mediation_session": {"session_result": "failure"}}
+    case, path = drive(rt, "medical", forms)
+    assert path == ["mediate", "accept_mediation", "mediation_session", *UNIT_PART, "evaluate"], path
+    assert case["routed_unit"] == "YC-WJW" and case["first_handling_unit"] == "YC-WJW"
+
+
+def test_environment_rectification_that_fails_reinspection_is_noticed_again(rt):
+    results = iter(["failed", "passed"])
+    case = cases.start_case(rt, intake(category="environment"), "acceptor")
+    path = []
+    while case["open_tasks"]:
+        task = case["open_tasks"][0]
+        path.append(task["element"])
+        data = dict(FORMS[task["element"]])
+        if task["element"] == "reinspect":
+            data["reinspection_result"] = next(results)
+        case = cases.complete_task(rt, task["id"], data, "someone")
+    assert path == ["mediate", "sign_for", "inspect", "rectification_notice", "handle", "approve", "reinspect",
+                    "rectification_notice", "handle", "approve", "reinspect", "evaluate"]
+    assert "复查" in case["reply"]["text"]
+
+
+def test_an_ineligible_relief_request_is_answered_after_the_leader_signs(rt):
+    case, path = drive(rt, "civil_affairs", {"eligibility_check": {"eligible": "no",
+                                                                   "eligibility_basis": "家庭收入超过标准"}})
+    assert path == ["mediate", "sign_for", "eligibility_check", "approve", "evaluate"]
+    assert "不符合救助条件" in case["reply"]["text"]
