@@ -115,3 +115,38 @@ def test_an_ineligible_relief_request_is_answered_after_the_leader_signs(rt):
                                                                    "eligibility_basis": "家庭收入超过标准"}})
     assert path == ["mediate", "sign_for", "eligibility_check", "approve", "evaluate"]
     assert "不符合救助条件" in case["reply"]["text"]
+
+
+def test_a_running_case_stays_on_the_versions_of_the_category_and_shared_procedures_it_started_on(rt):
+    from engine.services.processes import deploy_sources, diff_versions
+
+    old = cases.start_case(rt, intake(), "acceptor")
+    for element in ("mediate", "sign_for"):
+        old = cases.complete_task(rt, old["open_tasks"][0]["id"], FORMS[element], "someone")
+    shared = (rt.processes_dir / "unit_handling.bpmn").read_bytes().replace(
+        'name="分线处理"'.encode(), 'name="分线办理"'.encode())
+    deployed = deploy_sources(rt, {"unit_handling.bpmn": shared}, "designer")
+    # The shared sub-procedure, and every procedure calling it, have a new version.
+    assert (deployed[0]["process_id"], deployed[0]["version"]) == ("unit_handling", 2)
+    assert {d["process_id"] for d in deployed[1:]} == {r.process for r in rt.tables.routes.values()}
+    category = (rt.processes_dir / "dispute_urban_management.bpmn").read_bytes().replace(
+        'name="按类别分派"'.encode(), 'name="按类别分派（派单）"'.encode())
+    [mine] = deploy_sources(rt, {"dispute_urban_management.bpmn": category}, "designer")
+    assert (mine["version"], mine["calls"]["unit_handling"]) == (3, 2)
+
+    new = cases.start_case(rt, intake(), "acceptor")
+    for element in ("mediate", "sign_for"):
+        new = cases.complete_task(rt, new["open_tasks"][0]["id"], FORMS[element], "someone")
+    assert old["open_tasks"][0]["name"] == "分线处理" and new["open_tasks"][0]["name"] == "分线办理"
+    for case in (old, new):
+        while case["open_tasks"]:
+            element = case["open_tasks"][0]["element"]
+            case = cases.complete_task(rt, case["open_tasks"][0]["id"], FORMS[element], "someone")
+        assert case["status"] == "closed"
+    assert audit.verify_cases(rt, [old["case_no"], new["case_no"]])["failed"] == 0
+
+    diff = diff_versions(rt, "dispute_urban_management", 1, 3)
+    assert [c["field"] for e in diff["changed"] for c in e["changes"]] == ["name"]
+    [called] = diff["calls"]
+    assert (called["process_id"], called["from"], called["to"]) == ("unit_handling", 1, 2)
+    assert [e["element"] for e in called["changed"]] == ["handle"]
