@@ -1,7 +1,10 @@
 """A small actions helper: drive cases through the standard procedure in tests."""
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from engine.services import cases
+from engine.store.org_models import AppUser, UserRole
 
 COMMUNITY = "XL-XLJD-YJP"
 
@@ -47,8 +50,15 @@ class Driver:
         return self.do("mediate", mediation_result="unresolved")
 
     def handle_and_approve(self):
-        self.do("sign_for", decision="accept", responsible_section="执法一科", responsible_person="李四")
+        self.do("sign_for", decision="accept", responsible_section="执法一科", responsible_person=self.handler())
         return self.handle_again()
+
+    def handler(self) -> str:
+        """A handler of the unit the case is at (the responsible person must be one), or a name when it has none."""
+        with self.rt.db.read() as s:
+            found = s.scalar(select(AppUser.username).join(UserRole, UserRole.user_id == AppUser.id).where(
+                AppUser.unit_code == self.open["unit"], UserRole.role == "handler").order_by(AppUser.username))
+        return found or "李四"
 
     def handle_again(self):
         self.do("handle", result="已责令整改，漏水已修复", measures="现场查看，约谈双方")

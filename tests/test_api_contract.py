@@ -71,10 +71,14 @@ def test_request_strings_declare_and_enforce_storable_text(api):
 def test_task_data_is_declared_as_the_deployed_forms(api):
     data = _spec(api.client)["components"]["schemas"]["CompleteIn"]["properties"]["data"]
     titles = {v["title"].rsplit(":", 1)[1] for v in data["anyOf"]}
-    assert {"mediate", "sign_for", "handle", "approve", "evaluate", "review", "decide"} <= titles
-    sign_for = next(v for v in data["anyOf"] if v["title"].endswith(":sign_for"))
-    assert sign_for["required"] == ["responsible_person", "responsible_section"]
-    assert sign_for["additionalProperties"] is False
+    # Identical forms are listed once: the sign-for of a unit and of a co-handling unit are one.
+    assert {"mediate", "handle", "approve", "evaluate", "review", "decide"} <= titles
+    assert titles & {"sign_for", "co_sign_for"}
+    sign_for = [v for v in data["anyOf"] if v["title"].endswith("sign_for")]
+    required = [v["required"] for v in sign_for]
+    assert ["decision", "responsible_person", "responsible_section"] in required
+    assert ["decision", "refuse_reason"] in required and all("decision" in r for r in required)
+    assert all(v["additionalProperties"] is False for v in sign_for)
 
 
 FORM = [parse_field("decision", "enum:approve|return required"),

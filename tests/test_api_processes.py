@@ -62,15 +62,16 @@ def test_a_too_large_upload_is_a_413_with_the_error_body(api):
 
 
 def test_deploy_stores_a_new_version_only_when_valid_and_records_who(api, standard):
-    edited = standard.replace("社区调解".encode(), "社区人民调解".encode())
+    edited = standard.replace("按类别分派".encode(), "按类别派单".encode())
     unchanged = upload(api, "/api/v1/processes", "designer", {STANDARD: standard})
     assert unchanged.status_code == 201
     assert [(r["version"], r["new"]) for r in unchanged.get_json()] == [(1, False)]
-    broken = edited.replace(b"due_at('mediation')", b"due_at('nope')")
+    broken = edited.replace(b'calledElement="unit_handling"', b'calledElement="no_such_process"')
     refused = upload(api, "/api/v1/processes", "designer", {STANDARD: broken})
     assert refused.status_code == 422
     assert refused.get_json()["code"] == "definition_invalid"
-    assert any(p["element"] == "due_mediate" for p in refused.get_json()["problems"])
+    [problem] = refused.get_json()["problems"]
+    assert problem["element"] == "call_handling" and "'no_such_process'" in problem["reason"]
     assert len(api.get("/api/v1/processes/dispute_urban_management/versions", "designer").get_json()) == 1
     created = upload(api, "/api/v1/processes", "designer", {STANDARD: edited})
     assert created.status_code == 201
@@ -84,8 +85,9 @@ def test_deploy_stores_a_new_version_only_when_valid_and_records_who(api, standa
 
 
 def test_diff_names_added_removed_and_changed_elements(api, standard):
-    edited = (standard.replace("社区调解".encode(), "社区人民调解".encode())
-              .replace(b"rework_count &lt;= max_reworks", b"rework_count &lt; max_reworks")
+    edited = (standard.replace("按类别分派".encode(), "按类别派单".encode())
+              .replace(b"evaluation_outcome == 'route' and rework_count &lt;= max_reworks",
+                       b"evaluation_outcome == 'route' and rework_count &lt; max_reworks")
               .replace(b'<bpmn:endEvent id="end_closed"', b'<bpmn:endEvent id="end_done"')
               .replace(b'targetRef="end_closed"', b'targetRef="end_done"')
               .replace(b"<bpmn:flowNodeRef>end_closed</bpmn:flowNodeRef>", b"<bpmn:flowNodeRef>end_done</bpmn:flowNodeRef>"))
@@ -97,20 +99,22 @@ def test_diff_names_added_removed_and_changed_elements(api, standard):
     assert [e["element"] for e in d["added"]] == ["end_done"]
     assert [e["element"] for e in d["removed"]] == ["end_closed"]
     changed = {e["element"]: e["changes"] for e in d["changed"]}
-    assert {"field": "name", "from": "社区调解", "to": "社区人民调解"} in changed["mediate"]
-    assert {"field": "condition", "from": "rework_count <= max_reworks",
-            "to": "rework_count < max_reworks"} in changed["flow_rework_within_cap"]
-    assert any(c["field"] == "@targetRef" for c in changed["flow_rating_satisfied"])
+    assert {"field": "name", "from": "按类别分派", "to": "按类别派单"} in changed["route_case_task"]
+    assert {"field": "condition", "from": "evaluation_outcome == 'route' and rework_count <= max_reworks",
+            "to": "evaluation_outcome == 'route' and rework_count < max_reworks"} in \
+        changed["flow_gw_evaluated_to_route_case_task"]
+    assert any(c["field"] == "@targetRef" for c in changed["flow_gw_evaluated_to_end_closed"])
     same = api.get("/api/v1/processes/dispute_urban_management/diff?from=2&to=2", "designer").get_json()
     assert same["added"] == same["removed"] == same["changed"] == []
     assert api.get("/api/v1/processes/dispute_urban_management/diff?from=1&to=7", "designer").status_code == 404
     assert api.get("/api/v1/processes/dispute_urban_management/diff?from=x&to=2", "designer").status_code == 422
 
 
-def test_a_running_case_keeps_its_version_and_new_cases_take_the_newest(api, standard):
+def test_a_running_case_keeps_its_version_and_new_cases_take_the_newest(api, rt):
     old = api.register()["case_no"]
-    edited = standard.replace("社区调解".encode(), "社区人民调解".encode())
-    assert upload(api, "/api/v1/processes", "designer", {STANDARD: edited}).status_code == 201
+    shared = (rt.processes_dir / "community_mediation.bpmn").read_bytes()  # a shared sub-procedure
+    edited = shared.replace('name="社区调解"'.encode(), 'name="社区人民调解"'.encode())
+    assert upload(api, "/api/v1/processes", "designer", {"community_mediation.bpmn": edited}).status_code == 201
     new = api.register()["case_no"]
     assert api.open_task(old)["name"] == "社区调解"
     assert api.open_task(new)["name"] == "社区人民调解"

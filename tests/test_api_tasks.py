@@ -54,8 +54,10 @@ def test_one_task_with_form_case_summary_deadline_and_actions(api, rt, clock):
     view = api.get(f"/api/v1/tasks/{task['id']}", "cgj_handler").get_json()
     assert view["element"] == "sign_for" and view["name"] and view["lane"] == "责任单位"
     assert view["role"] == "handler" and view["unit"] == "YC-CGJ" and view["state"] == "ready"
-    assert view["form"] == [{"name": "responsible_section", "type": "string", "required": True},
-                            {"name": "responsible_person", "type": "string", "required": True}]
+    assert [(f["name"], f["type"], f["required"]) for f in view["form"]] == [
+        ("decision", "enum", True), ("responsible_section", "string", False),
+        ("responsible_person", "string", False), ("refuse_reason", "text", False), ("suggested_unit", "string", False)]
+    assert view["form"][2]["required_if"] == {"field": "decision", "value": "accept"}
     assert view["case"]["case_no"] == case_no and view["case"]["title"] == "楼上漏水纠纷"
     assert view["due_at"] == (clock.now() - timedelta(hours=1)).isoformat() and view["overdue"] is True
     assert view["actions"] == ["claim", "complete"]

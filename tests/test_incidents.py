@@ -198,7 +198,7 @@ def test_a_raising_handler_opens_a_timer_incident_and_a_retry_after_the_fix_reso
     clock.advance(seconds=10)
     run_timers(rt)
     [incident] = open_incidents(rt, kind="timer")
-    assert incident["tries"] == 2 and incident["element"] == "yellow_light_task"
+    assert incident["tries"] == 2 and incident["element"] == "yellow_unit_sign_for"
     assert "SMS gateway misconfigured" in incident["error"] and incident["error_type"] == "HandlerFailed"
 
     failed = retry_incident(rt, None, incident["id"], "designer")  # still broken

@@ -15,7 +15,8 @@ from tests.support import Driver
 
 ROOT = Path(__file__).resolve().parents[1]
 PROCESSES = ROOT / "processes"
-LANES = {"standard_dispute": {"社区", "责任单位", "责任领导", "监管中心", "街道", "区综治中心", "市综治中心", "联席会议"}}
+LANES = {"dispute_neighbour": {"社区", "责任单位", "责任领导", "监管中心", "街道", "区综治中心", "市综治中心", "联席会议",
+                               "分派台"}}
 
 
 def _app(db_url, processes_dir):
@@ -105,7 +106,8 @@ def test_a_district_without_a_coordination_office_falls_back_to_the_city_and_a_m
         ("neighbour", "责任单位", "no active street office above the community"),
         ("neighbour", "责任领导", "no active street office above the community")}
     dead = _tree(*[(c, k, p, c != "YC-JGZX") for c, k, p, _ in rows])
-    assert [g.reason for g in check_organisation(dead, members, tables, LANES).gaps] == ["unit YC-JGZX is inactive"]
+    assert {(g.lane, g.reason) for g in check_organisation(dead, members, tables, LANES).gaps} == {
+        ("监管中心", "unit YC-JGZX is inactive"), ("分派台", "unit YC-JGZX is inactive")}  # the routing desk too
 
 
 def test_the_ladder_of_a_district_without_a_coordination_office_reaches_a_unit(rt, clock, tmp_path):

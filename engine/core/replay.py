@@ -179,7 +179,9 @@ class Replayer:
 
     def _check(self, op: list, before: dict) -> None:
         """What the events of the operation say happened must be what happened in the replay."""
-        changed = [t for t in self.all_tasks() if t.id in before or t.state & RECORDED]
+        # In the order they changed: a sub-workflow's tasks complete before the call activity around them.
+        changed = sorted((t for t in self.all_tasks() if t.id in before or t.state & RECORDED),
+                         key=lambda t: t.last_state_change)
         ready, cancelled, timers = [], [], []
         for t in changed:
             old, new = before.get(t.id), t.state if t.state & RECORDED else None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lxml import etree
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from engine.core import bpmn_diff
 from engine.core.definitions import PROCESS_ID, problem, read_sources
@@ -24,13 +24,22 @@ log = logging.getLogger(__name__)
 def validate_sources(rt, sources: dict[str, bytes]) -> list[dict]:
     """Problems found in the given sources (empty when they would deploy); never raises for bad input."""
     try:
-        with rt.db.read() as session:
-            stored = rt.definitions.stored_sources(session)
-        _, problems = rt.definitions.parse_sources(sources, stored)
+        _, problems = rt.definitions.parse_sources(sources, _call_context(rt))
     except Exception as exc:  # a verdict for any file, even one that trips a bug of ours or the parser's
         log.exception("validating %s failed", sorted(sources))
         return [problem(name, None, f"could not be checked: {type(exc).__name__}: {exc}") for name in sorted(sources)]
     return problems
+
+
+def _call_context(rt) -> dict[str, bytes]:
+    """What a validated file's call activities may name: the shipped processes, overridden by the deployed ones."""
+    context = read_sources([rt.processes_dir]) if Path(rt.processes_dir).is_dir() else {}
+    try:
+        with rt.db.read() as session:
+            context.update(rt.definitions.stored_sources(session))
+    except SQLAlchemyError:  # no database yet (e.g. `flask processes validate` before `flask db upgrade`)
+        log.info("no deployed processes to resolve call activities against; using %s", rt.processes_dir)
+    return context
 
 
 def validate_files(rt, sources: dict[str, bytes], *, user=None) -> dict:

@@ -33,6 +33,23 @@ from engine.store.models import Case, CaseTask
 from engine.store.timer_models import CaseTimer
 
 PROFILE_FILE = "simulation.toml"
+# The steps of the category procedures' special parts, completed the usual way (the main path of each).
+FIXED_FORMS = {
+    "consolidate": {"result": "已会同协办单位办理", "measures": "联合处置"},
+    "co_handle": {"co_opinion": "协办意见"},
+    "inspect": {"inspection_findings": "现场核查", "violation": "yes"},
+    "rectification_notice": {"notice_no": "整改通知", "rectification_items": "限期整改",
+                             "rectification_deadline": "2025-12-31"},
+    "reinspect": {"reinspection_result": "passed", "reinspection_note": "整改到位"},
+    "eligibility_check": {"eligible": "yes", "eligibility_basis": "符合条件"},
+    "legal_review": {"legal_opinion": "compliant", "legal_basis": "依法依规"},
+    "accept_mediation": {"acceptance": "accept"},
+    "record_agreement": {"agreement_text": "达成调解协议", "judicial_confirmation": False},
+    "convene_reception": {"co_units": ["YC-RSJ"], "lawyer_name": "律师", "lawyer_org": "律师事务所",
+                          "reception_date": "2025-12-31"},
+    "joint_reception": {"participants": "相关部门、律师", "conclusion": "联合接访答复", "measures": "落实措施"},
+    "assignment_ruling": {"ruling": "依法终结"},
+}
 HOURS_OF = {"mediate": "mediation_hours", "sign_for": "sign_for_hours", "handle": "handling_hours",
             "approve": "approval_hours", "evaluate": "evaluation_hours"}
 LADDER_STEPS = ("street_coordinate", "district_coordinate", "city_coordinate", "joint_meeting")
@@ -152,8 +169,16 @@ class _Run:
             if r < b["resolve_at_community"]:
                 return {"mediation_result": "resolved", "mediation_note": "社区调解成功"}
             return {"mediation_result": "escalate" if r > 1 - b["escalate_from_community"] else "unresolved"}
-        if element == "sign_for":
-            return {"responsible_section": "承办科室", "responsible_person": "承办人"}
+        if element in ("sign_for", "co_sign_for"):
+            return {"decision": "accept", "responsible_section": "承办科室", "responsible_person": "承办人"}
+        if element == "mediation_session":  # the docked mediation body: an agreement, or litigation
+            agreed = r < b.get("docking_agrees", 0.7)
+            return {"session_date": clock.now().astimezone(self.rt.calendar.tz).date().isoformat(),
+                    "participants": "双方当事人", "session_notes": "调解会", "doctor": "医生", "lawyer": "律师",
+                    "mediator": "调解员", "session_result": "agreement" if agreed else "litigation",
+                    "four_in_one": "people" if agreed else "judicial"}
+        if element in FIXED_FORMS:
+            return dict(FIXED_FORMS[element])
         if element == "handle":
             return {"result": "已办理", "measures": "现场核实，协调处理"}
         if element == "approve":
