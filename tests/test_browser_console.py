@@ -110,12 +110,12 @@ def test_a_case_from_intake_to_rating_through_the_pages(server, browser, shots):
     shots(handler.page, "my-tasks")
     handler.open_task("sign_for", case_no, scope="mine")
     shots(handler.page, "task-sign-for")
-    complete(handler, {"responsible_section": "执法一科"}, leave_out=("responsible_person",))
+    complete(handler, {"decision": "accept", "responsible_section": "执法一科"}, leave_out=("responsible_person",))
     error = handler.page.wait_for_selector('.field-error[data-field="responsible_person"]')
     assert "required" in error.text_content()
     assert handler.page.is_visible("#form-error")
     shots(handler.page, "task-field-error")
-    complete(handler, {"responsible_section": "执法一科", "responsible_person": "李四"})
+    complete(handler, {"decision": "accept", "responsible_section": "执法一科", "responsible_person": "cgj_handler"})
     assert f"/console/cases/{case_no}" in handler.page.url
     handler.open_task("handle", case_no)
     complete(handler, {"result": "已责令整改，漏水已修复", "measures": "现场查看，约谈双方"})
@@ -132,7 +132,8 @@ def test_a_case_from_intake_to_rating_through_the_pages(server, browser, shots):
     page.wait_for_selector("svg.bpmn-diagram")
     for element in ("mediate", "sign_for", "handle", "approve", "evaluate"):
         assert "passed" in classes_of(page, element), element
-    assert "passed" in classes_of(page, "flow_sign_for_to_handle")
+    assert "passed" in classes_of(page, "flow_route_case_task_to_call_sign_for")
+    assert "passed" in classes_of(page, "call_handling")  # the shared sub-procedure it called, drawn below
     assert "passed" not in classes_of(page, "street_coordinate")  # the ladder was never climbed
     assert page.query_selector_all("svg.bpmn-diagram g.current") == []
     assert page.is_visible("#case-rating")

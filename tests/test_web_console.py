@@ -116,7 +116,8 @@ def test_the_path_follows_the_branches_the_case_took(rt):
     by_department = Driver.start(rt, "yjp_acceptor")
     by_department.happy_path()
     passed = set(case_diagram(rt, by_department.case["case_no"])["passed"])
-    assert {"mediate", "route_case_task", "sign_for", "handle", "approve", "prepare_unit_reply",
+    # (in the shared sub-procedures' drawings too: mediate, sign_for, handle, approve, evaluate)
+    assert {"mediate", "route_case_task", "sign_for", "handle", "approve", "call_handling",
             "unified_reply_task", "evaluate"} <= passed
     assert "prepare_community_reply" not in passed  # the other branch of the same gateway
     by_community = Driver.start(rt, "yjp_acceptor")
@@ -164,14 +165,14 @@ def test_the_designer_validates_uploads_and_lists_problems_by_element(client, pe
 
     sign_in(client, "designer")
     page = client.get("/console/designer?process=dispute_urban_management").get_data(as_text=True)
-    source = (Path(__file__).resolve().parents[1] / "processes" / "dispute_urban_management.bpmn").read_bytes()
+    source = (Path(__file__).resolve().parents[1] / "processes" / "unit_handling.bpmn").read_bytes()
     broken = source.replace(b'value="enum:approve|return required"', b'value="enum: required"')
     answer = client.post("/console/designer/validate", content_type="multipart/form-data",
                          data={"csrf_token": _token(page), "file": (BytesIO(broken), "broken.bpmn")})
     html = answer.get_data(as_text=True)
     assert answer.status_code == 422 and 'data-element="approve"' in html and "broken.bpmn" in html
     answer = client.post("/console/designer/validate", content_type="multipart/form-data",
-                         data={"csrf_token": _token(page), "file": (BytesIO(source), "dispute_urban_management.bpmn")})
+                         data={"csrf_token": _token(page), "file": (BytesIO(source), "unit_handling.bpmn")})
     assert answer.status_code == 200 and "校验通过" in answer.get_data(as_text=True)
     refused = client.post("/console/designer/deploy", content_type="multipart/form-data",
                           data={"csrf_token": _token(page), "file": (BytesIO(broken), "broken.bpmn")})

@@ -238,11 +238,19 @@ class Definitions:
         problems: list[dict] = []
         parser = SpiffBpmnParser(validator=VALIDATOR)
         roots, lines, texts = {}, {}, {}
+        given_ids = set()
+        for data in sources.values():
+            try:
+                given_ids |= set(etree.fromstring(data, safe_xml_parser()).xpath("//bpmn:process/@id", namespaces=NS))
+            except Exception:  # noqa: BLE001 - the file's own problems are reported below
+                continue
         for name, data in sorted((context or {}).items()):
             if name in sources or not name.endswith(".bpmn"):
                 continue
             try:
                 root = etree.fromstring(data, safe_xml_parser())
+                if set(root.xpath("//bpmn:process/@id", namespaces=NS)) & given_ids:
+                    continue  # the upload brings its own version of these processes
                 parser.add_bpmn_xml(root, filename=name)
                 texts[name] = data
             except Exception:  # noqa: BLE001 - a stored file that no longer parses is simply not context

@@ -226,3 +226,17 @@ def _layout(xml: str, process_id: str | None):
                 body += _text(cx, cy, name, int(w))
         item(element_id, kind, body)
     return head, tuple(items)
+
+
+@lru_cache(maxsize=256)
+def element_ids(xml: str) -> frozenset[str]:
+    """The ids of a BPMN source's flow elements (a stored version's source never changes: cached)."""
+    root = etree.fromstring(xml.encode("utf-8"), safe_xml_parser())
+    return frozenset(n.get("id") for n in root.xpath("//bpmn:process//*[@id]", namespaces=NS))
+
+
+@lru_cache(maxsize=256)
+def call_activities(xml: str) -> dict[str, str]:
+    """Call activity id → the process it calls."""
+    root = etree.fromstring(xml.encode("utf-8"), safe_xml_parser())
+    return {n.get("id"): n.get("calledElement") for n in root.xpath("//bpmn:callActivity", namespaces=NS)}
