@@ -59,7 +59,7 @@ def run_case(rt, latencies):
     case = timed(latencies, cases.start_case, rt, intake(), "bench")
     steps = [
         {"mediation_result": "unresolved"},
-        {"responsible_section": "执法一科", "responsible_person": "李四"},
+        {"decision": "accept", "responsible_section": "执法一科", "responsible_person": "李四"},
         {"result": "已修复", "measures": "约谈"},
         {"decision": "approve"},
         {"rating": "satisfied"},
@@ -88,7 +88,7 @@ def aging(rt, loops):
             lat.append((time.perf_counter() - t) * 1000)
 
     step({"mediation_result": "unresolved"})
-    step({"responsible_section": "s", "responsible_person": "p"})
+    step({"decision": "accept", "responsible_section": "s", "responsible_person": "p"})
     loop = [{"result": "r", "measures": "m"}, {"decision": "approve"}, {"rating": "dissatisfied"},
             {"instructions": "返工"}]
     fresh, old = [], []

@@ -46,7 +46,7 @@ from bench.databases import bench_database, stored_bytes  # noqa: E402
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 STEPS = [
     {"mediation_result": "unresolved"},
-    {"responsible_section": "执法一科", "responsible_person": "李四"},
+    {"decision": "accept", "responsible_section": "执法一科", "responsible_person": "李四"},
     {"result": "已修复", "measures": "约谈"},
     {"decision": "approve"},
     {"rating": "satisfied"},

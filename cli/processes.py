@@ -59,7 +59,9 @@ def list_command():
     from engine.services.processes import list_definitions
 
     for r in list_definitions(runtime()):
-        click.echo(f"{r['process_id']} v{r['version']} {r['sha256'][:12]} {r['deployed_at']} by {r['deployed_by']}")
+        calls = ", ".join(f"{pid} v{v}" for pid, v in r["calls"].items())
+        click.echo(f"{r['process_id']} v{r['version']} {r['sha256'][:12]} {r['deployed_at']} by {r['deployed_by']}"
+                   + (f"; calls {calls}" if calls else ""))
 
 
 @processes_cli.command("diff")

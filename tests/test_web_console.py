@@ -225,3 +225,22 @@ def test_the_case_list_shows_only_the_callers_scope(rt, client, people):
     assert f'data-case="{mine["case_no"]}"' in html and f'data-case="{other["case_no"]}"' not in html
     found = client.get("/console/cases?q=云集路").get_data(as_text=True)
     assert f'data-case="{mine["case_no"]}"' in found
+
+
+def test_the_consolidation_page_shows_the_co_handlers_results_and_the_list_and_date_fields(rt, client, people):
+    d = Driver.start(rt, "yjp_acceptor")
+    d.to_signing()
+    d.do("sign_for", decision="accept", responsible_section="执法一科", responsible_person="cgj_handler")
+    sign_in(client, "cgj_handler")
+    html = client.get(f"/console/tasks/{d.open['id']}").get_data(as_text=True)
+    assert 'id="f-co_units"' in html and "多个用逗号分隔" in html
+    answer = client.post(f"/console/tasks/{d.open['id']}/complete", data={
+        "csrf_token": _token(html), "result": "联合处置", "measures": "会同环保", "co_units": "YC-HBJ"})
+    assert answer.status_code in (200, 302), answer.get_data(as_text=True)
+    d.case = cases.get_case(rt, d.case["case_no"])
+    assert (d.open["element"], d.open["unit"]) == ("co_sign_for", "YC-HBJ")
+    d.do("co_sign_for", decision="accept", responsible_section="监察科", responsible_person="hbj_handler")
+    d.do("co_handle", co_opinion="已对排污口取样")
+    html = client.get(f"/console/tasks/{d.open['id']}").get_data(as_text=True)
+    assert d.open["element"] == "consolidate" and 'data-shown="co_results"' in html
+    assert "已对排污口取样" in html and "YC-HBJ" in html

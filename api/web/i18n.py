@@ -12,6 +12,16 @@ LANGUAGES = ("zh", "en")
 DEFAULT = "zh"
 
 MESSAGES = {
+    # handling as the seeds run it: refusal, co-handling (the task page's shown data)
+    "comma_separated": ('多个用逗号分隔', 'separate several with commas'),
+    "co_results": ('协办单位意见', "Co-handlers' results"),
+    "last_refusal": ('退回情况', 'The refusal'),
+    "person": ('责任人', 'Person'),
+    "opinion": ('意见', 'Opinion'),
+    "reason": ('理由', 'Reason'),
+    "suggested_unit": ('建议承办单位', 'Suggested unit'),
+    "refused": ('已退回', 'refused'),
+    "attending": ('参加接访', 'attending'),
     "app_name": ("联动化解工作平台", "Dispute Linkage Console"),
     "sign_in": ("登录", "Sign in"), "sign_out": ("退出", "Sign out"),
     "username": ("用户名", "Username"), "password": ("密码", "Password"),

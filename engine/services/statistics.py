@@ -45,8 +45,8 @@ BAD_RATINGS = frozenset({"dissatisfied", "not_implemented"})
 GROUPINGS = ("unit", "category", "channel", "level", "community")
 REFUSED, TRANSFERRED, CO_UNITS_ADDED = "case_refused", "case_transferred", "co_units_added"  # handling events
 BASES = ("accepted", "reported")
-SIGN_FOR_STEPS = frozenset({"sign_for"})
-HANDLING_STEPS = frozenset({"handle"})
+SIGN_FOR_STEPS = frozenset({"sign_for", "co_sign_for"})  # a co-handling unit signs for its part too
+HANDLING_STEPS = frozenset({"handle", "co_handle"})
 AGE_BUCKETS = ((0, 2), (3, 5), (6, 10), (11, 20), (21, None))  # working days, inclusive
 CHUNK = 500  # ids per IN (...) list
 
