@@ -29,7 +29,7 @@ def sign_in(client, username: str, password: str = PASSWORD):
 @pytest.fixture
 def people(rt, demo):
     for name in ("yjp_acceptor", "tjy_acceptor", "cgj_dispatcher", "cgj_handler", "cgj_leader", "jgzx_supervisor", "designer", "admin",
-                 "auditor"):
+                 "auditor", "yjp_grid"):
         if name in demo:
             set_password(rt, name, PASSWORD)
     return demo
@@ -244,3 +244,37 @@ def test_the_consolidation_page_shows_the_co_handlers_results_and_the_list_and_d
     html = client.get(f"/console/tasks/{d.open['id']}").get_data(as_text=True)
     assert d.open["element"] == "consolidate" and 'data-shown="co_results"' in html
     assert "已对排污口取样" in html and "YC-HBJ" in html
+
+
+def test_the_log_entry_becomes_a_case_and_the_screening_and_mediation_pages(rt, client, people):
+    sign_in(client, "yjp_grid")
+    page_html = client.get("/console/log").get_data(as_text=True)
+    assert 'id="log-form"' in page_html and "民情日志" in page_html
+    refused = client.post("/console/log", data={"csrf_token": _token(page_html), "grid": "YJP-01", "household": "",
+                                                "topic": "邻里", "notes": "楼道堆物"})
+    assert refused.status_code == 422 and 'data-field="household"' in refused.get_data(as_text=True)
+    done = client.post("/console/log", data={"csrf_token": _token(page_html), "grid": "YJP-01",
+                                             "household": "云集路12号3单元", "topic": "邻里", "notes": "楼道堆物引发争执"})
+    assert done.status_code == 302
+    page_html = client.get("/console/log?grid=YJP-01").get_data(as_text=True)
+    entry = re.search(r'data-entry="(\d+)"', page_html).group(1)
+    assert "云集路12号3单元" in page_html and 'data-grid="YJP-01"' in page_html
+    made = client.post(f"/console/log/{entry}/case", data={"csrf_token": _token(page_html), "category": "neighbour",
+                                                            "reporter_name": "王五", "reporter_phone": "13812340000"})
+    assert made.status_code == 302 and "/console/cases/" in made.headers["Location"]
+    case_html = client.get(made.headers["Location"]).get_data(as_text=True)
+    assert "民情日志" in case_html
+    assert 'id="rounds"' in client.get("/console/screening").get_data(as_text=True)
+    client.post("/console/signout", data={"csrf_token": _token(case_html)})
+
+    sign_in(client, "cgj_handler")
+    form_html = client.get("/console/mediation").get_data(as_text=True)
+    assert 'value="XL-XLJD-TWH"' in form_html
+    bad = client.post("/console/mediation", data={"csrf_token": _token(form_html), "mediation_body": "YC-CGJ",
+                                                  "title": "t", "description": "d", "category": "neighbour",
+                                                  "community": "XL-XLJD-YJP"})
+    assert bad.status_code == 422 and 'data-field="mediation_body"' in bad.get_data(as_text=True)
+    handed = client.post("/console/mediation", data={"csrf_token": _token(form_html), "mediation_body": "XL-XLJD-TWH",
+                                                     "title": "邻里漏水纠纷", "description": "移交人民调解",
+                                                     "category": "neighbour", "community": "XL-XLJD-YJP"})
+    assert handed.status_code == 302 and "/console/cases/" in handed.headers["Location"]

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from flask import current_app, redirect, url_for
 from flask_babel import Babel
 
-from api.web import boards, pages, signin  # noqa: F401  (the views register on the blueprint)
+from api.web import boards, pages, procedures, signin  # noqa: F401  (the views register on the blueprint)
 from api.web.base import bp, csrf
 from api.web.i18n import label_of, select_locale, t
 
