@@ -29,7 +29,7 @@ def sign_in(client, username: str, password: str = PASSWORD):
 @pytest.fixture
 def people(rt, demo):
     for name in ("yjp_acceptor", "tjy_acceptor", "cgj_dispatcher", "cgj_handler", "cgj_leader", "jgzx_supervisor", "designer", "admin",
-                 "auditor", "yjp_grid"):
+                 "auditor", "yjp_grid", "zjj_leader"):
         if name in demo:
             set_password(rt, name, PASSWORD)
     return demo
@@ -278,3 +278,19 @@ def test_the_log_entry_becomes_a_case_and_the_screening_and_mediation_pages(rt, 
                                                      "title": "邻里漏水纠纷", "description": "移交人民调解",
                                                      "category": "neighbour", "community": "XL-XLJD-YJP"})
     assert handed.status_code == 302 and "/console/cases/" in handed.headers["Location"]
+
+
+def test_the_assessment_gate_on_the_case_page_refuses_an_unfinished_assessment(rt, client, people):
+    from engine.services import stability
+
+    case = stability.start_assessment(rt, {
+        "title": "云集路棚户区改造", "description": "拆迁安置 320 户", "project_kind": "demolition",
+        "community": "XL-XLJD-YJP", "owner_unit": "YC-ZJJ",
+        "assessor": {"name": "湖北某工程咨询有限公司", "credit_code": "91420500MA4XXXXX0"}}, "zjj_handler")
+    sign_in(client, "zjj_leader")
+    html = client.get(f"/console/cases/{case['case_no']}").get_data(as_text=True)
+    assert 'id="project-approval"' in html
+    refused = client.post(f"/console/assessments/{case['case_no']}/approval", data={"csrf_token": _token(html)})
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and 'data-field="assessment"' in body and "not finished" in body
+    assert stability.assessment_view(rt, case["case_no"])["approved"] is False

@@ -12,6 +12,11 @@ LANGUAGES = ("zh", "en")
 DEFAULT = "zh"
 
 MESSAGES = {
+    "first_handling_unit": ('首办单位', 'First-handling unit'),
+    "transfers": ('转办次数', 'Transfers'),
+    "co_units": ('协办单位', 'Co-handling units'),
+    "project_approval": ('项目审批（稳评把关）', 'Project approval (assessment gate)'),
+    "approve_project": ('批准项目', 'Approve the project'),
     # the other procedures: the people's-conditions log, screening rounds, mediation hand-offs
     "people_log": ('民情日志', "People's-conditions log"),
     "worker": ('网格员', 'Grid worker'),

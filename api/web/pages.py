@@ -117,9 +117,9 @@ def cases_page():
 
 
 @bp.route("/cases/<case_no>", methods=["GET"])
-def case_page(case_no, status: int = 200, comment_errors: dict | None = None):
+def case_page(case_no, status: int = 200, comment_errors: dict | None = None, approval_errors: dict | None = None):
     return page("case.html", status, **case_file(runtime(), case_no, user=current_caller()),
-                comment_errors=comment_errors or {})
+                comment_errors=comment_errors or {}, approval_errors=approval_errors or {})
 
 
 @bp.route("/cases/<case_no>/comments", methods=["POST"])

@@ -1,10 +1,11 @@
-"""The other procedures' pages: the people's-conditions log, the screening rounds, mediation hand-offs.
+"""The other procedures' pages: the people's-conditions log, screening rounds, mediation hand-offs, the 稳评 gate.
 
 A grid worker records the households visited (民情日志) and turns an entry into a case in
 one action; anyone signed in sees the log and its counts per grid, as the JSON API shows
 them; the screening rounds (矛盾排查) list what each unit found; a unit's handler hands a
 dispute to a mediation body (调解对接). Each view calls the service function the JSON API
-calls, with the signed-in caller.
+calls, with the signed-in caller. A leader approves an assessed project from the
+assessment's case page: refused, naming why, unless the assessment finished and allows it.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from flask import redirect, request, url_for
 from api.auth import runtime
 from api.web.base import bp, current_caller, page
 from engine.errors import InvalidInput
-from engine.services import mediation, people_log, screening
+from engine.services import mediation, people_log, screening, stability
 
 LOG_FIELDS = ("grid", "household", "topic", "notes", "follow_up", "visited_on")
 HANDOFF_FIELDS = ("mediation_body", "title", "description", "category", "community")
@@ -77,3 +78,15 @@ def hand_to_mediation():
     except InvalidInput as exc:
         return mediation_page(exc.status, exc.errors, values)
     return redirect(url_for("web.case_page", case_no=case["case_no"]))
+
+
+@bp.route("/assessments/<case_no>/approval", methods=["POST"])
+def approve_project_page(case_no):
+    from api.web.pages import case_page
+
+    try:
+        stability.approve_project(runtime(), case_no, note=(request.form.get("note") or "").strip() or None,
+                                  user=current_caller())
+    except InvalidInput as exc:
+        return case_page(case_no, exc.status, approval_errors=exc.errors)
+    return redirect(url_for("web.case_page", case_no=case_no) + "#project-approval")
