@@ -380,9 +380,11 @@ class Definitions:
         # The callees were stored above (uploaded together) or are the deployed latest (context).
         for (row, new), p in zip(results, parsed):
             if new and p.subprocess_specs:
-                row.calls = {sub: session.scalar(select(func.max(ProcessDefinition.version))
-                                                 .where(ProcessDefinition.process_id == sub))
-                             for sub in sorted(p.subprocess_specs)}
+                # Embedded sub-processes are among the sub-specs too: only deployed processes are called.
+                versions = {sub: session.scalar(select(func.max(ProcessDefinition.version))
+                                                .where(ProcessDefinition.process_id == sub))
+                            for sub in sorted(p.subprocess_specs)}
+                row.calls = {sub: v for sub, v in versions.items() if v is not None}
         return results
 
     def latest(self, session, process_id: str) -> LoadedDefinition:
