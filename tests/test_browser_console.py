@@ -20,7 +20,7 @@ from timers import TimerService
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 PEOPLE = ("yjp_acceptor", "tjy_acceptor", "cgj_dispatcher", "cgj_handler", "cgj_leader", "jgzx_supervisor",
-          "auditor", "designer", "admin")
+          "auditor", "designer", "admin", "yjp_grid", "hbj_handler")
 SH = ZoneInfo("Asia/Shanghai")
 
 
@@ -237,4 +237,61 @@ def test_scope_and_csrf_refusals(server, browser, shots):
     assert external == []
     shots(signin, "signin")
     for person in (acceptor, other, designer, admin):
+        person.close()
+
+
+def test_handling_and_the_other_procedures_through_the_pages(server, browser, shots):
+    """Co-handling with a unit code list, the consolidation showing the co-handler's result; the grid
+    worker's log entry becoming a case; the screening rounds; a hand-off to a mediation body."""
+    acceptor = Person(browser, server, "yjp_acceptor")
+    case_no = register_case(acceptor)
+    acceptor.open_task("mediate", case_no)
+    complete(acceptor, {"mediation_result": "unresolved"})
+    handler = Person(browser, server, "cgj_handler")
+    handler.open_task("sign_for", case_no)
+    complete(handler, {"decision": "accept", "responsible_section": "执法一科", "responsible_person": "cgj_handler"})
+    handler.open_task("handle", case_no, scope="mine")
+    complete(handler, {"result": "会同环保局处置", "measures": "联合执法", "co_units": "YC-HBJ"})
+    assert "YC-HBJ" in handler.page.text_content("#co-units")
+    co = Person(browser, server, "hbj_handler")
+    co.open_task("co_sign_for", case_no)
+    shots(co.page, "co-sign-for")
+    complete(co, {"decision": "accept", "responsible_section": "监察科", "responsible_person": "hbj_handler"})
+    co.open_task("co_handle", case_no, scope="mine")
+    complete(co, {"co_opinion": "已对排污口取样，责令整改"})
+    handler.open_task("consolidate", case_no, scope="mine")
+    assert "已对排污口取样" in handler.page.text_content('[data-shown="co_results"]')
+    shots(handler.page, "consolidate")
+
+    grid = Person(browser, server, "yjp_grid")
+    grid.go("/console/log")
+    for name, value in (("grid", "YJP-01"), ("household", "云集路12号3单元"), ("topic", "邻里"),
+                        ("notes", "楼道堆物引发争执")):
+        grid.page.fill(f"#log-form #f-{name}", value)
+    grid.page.click("#record")
+    grid.page.wait_for_load_state()
+    row = grid.page.wait_for_selector('#log-entries tr[data-entry]')
+    assert "云集路12号3单元" in row.text_content()
+    shots(grid.page, "people-log")
+    row.query_selector('input[name="reporter_name"]').fill("王五")
+    row.query_selector('input[name="reporter_phone"]').fill("13812340000")
+    row.query_selector('form.to-case button').click()
+    grid.page.wait_for_load_state()
+    assert "/console/cases/" in grid.page.url
+    grid.go("/console/screening")
+    assert grid.page.is_visible("#rounds")
+    shots(grid.page, "screening")
+
+    handler.go("/console/mediation")
+    handler.page.select_option("#f-mediation_body", "XL-XLJD-TWH")
+    handler.page.select_option("#f-category", "neighbour")
+    handler.page.select_option("#f-community", "XL-XLJD-YJP")
+    handler.page.fill("#f-title", "邻里漏水纠纷")
+    handler.page.fill("#f-description", "移交人民调解")
+    shots(handler.page, "mediation-handoff")
+    handler.page.click("#hand-off")
+    handler.page.wait_for_load_state()
+    handler.page.wait_for_selector("svg.bpmn-diagram")
+    assert "/console/cases/" in handler.page.url
+    for person in (acceptor, handler, co, grid):
         person.close()

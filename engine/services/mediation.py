@@ -53,7 +53,8 @@ def hand_to_mediation(rt, form: dict, actor: str | None = None, *, user=None) ->
     if errors:
         raise InvalidInput("the hand-off has invalid fields", errors=errors)
     record = {"title": title, "description": description, "category": category, "channel": "referral",
-              "community": community, "level": "mediation", "current_unit": unit.code}
+              "community": community, "level": "mediation", "current_unit": unit.code,
+              "routed_unit": handing}  # the handing unit keeps the case in its scope (it gets it back on failure)
     data = {"category": category, "channel": "referral", "community": community, "mediation_body": unit.code,
             "handing_unit": handing, "routed_unit": handing}
     return start_procedure(rt, PROCESS_ID, record, data, actor or "system",
