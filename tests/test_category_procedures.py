@@ -87,11 +87,18 @@ def test_the_main_path_and_special_steps_of_each_category(rt, category):
     assert audit.verify_cases(rt, [case["case_no"]]) == {"checked": 1, "failed": 0, "results": []}
 
 
-def test_a_failed_docking_comes_back_to_the_unit(rt):
-    forms = {"mediation_session": {"session_result": "failure"}}
-    case, path = drive(rt, "medical", forms)
-    assert path == ["mediate", "accept_mediation", "mediation_session", *UNIT_PART, "evaluate"], path
-    assert case["routed_unit"] == "YC-WJW" and case["first_handling_unit"] == "YC-WJW"
+@pytest.mark.parametrize("category, forms, unit", [
+    ("medical", {"mediation_session": {"session_result": "failure"}}, "YC-WJW"),
+    # the traffic centre's judicial channel ends in litigation: back to the police
+    ("traffic", {"mediation_session": {"session_result": "litigation", "four_in_one": "judicial"}}, "YC-GAJ"),
+    ("neighbour", {"accept_mediation": {"acceptance": "decline", "decline_reason": "当事人拒绝调解"}}, "XL-XLJD"),
+])
+def test_a_failed_docking_comes_back_to_the_unit(rt, category, forms, unit):
+    case, path = drive(rt, category, forms)
+    docked = ["accept_mediation"] if "accept_mediation" in forms else ["accept_mediation", "mediation_session"]
+    assert path == ["mediate", *docked, *UNIT_PART, "evaluate"], path
+    assert case["routed_unit"] == unit and case["first_handling_unit"] == unit
+    assert audit.verify_cases(rt, [case["case_no"]])["failed"] == 0
 
 
 def test_environment_rectification_that_fails_reinspection_is_noticed_again(rt):
@@ -150,3 +157,24 @@ def test_a_running_case_stays_on_the_versions_of_the_category_and_shared_procedu
     [called] = diff["calls"]
     assert (called["process_id"], called["from"], called["to"]) == ("unit_handling", 1, 2)
     assert [e["element"] for e in called["changed"]] == ["handle"]
+
+
+def test_an_overdue_docked_mediation_goes_red_for_the_mediation_body(rt, clock):
+    from datetime import datetime, timedelta
+
+    from sqlalchemy import select
+
+    from engine.store.timer_models import Supervision
+    from timers import TimerService
+
+    case = cases.start_case(rt, intake(category="medical"), "acceptor")
+    for element in ("mediate", "accept_mediation"):
+        case = cases.complete_task(rt, case["open_tasks"][0]["id"], FORMS[element], "someone")
+    session = case["open_tasks"][0]
+    assert (session["element"], session["unit"]) == ("mediation_session", "YC-YTW")
+    clock.set(datetime.fromisoformat(session["due_at"]) + timedelta(minutes=1))
+    TimerService(rt, "test-worker").run_until_idle()
+    with rt.db.read() as s:
+        assert [(r.step, r.unit_code) for r in s.scalars(select(Supervision))] == [("mediation_session", "YC-YTW")]
+    assert cases.get_case(rt, case["case_no"])["open_tasks"][0]["light"] == "red"
+    assert audit.verify_cases(rt, [case["case_no"]])["failed"] == 0
