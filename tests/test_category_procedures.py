@@ -178,3 +178,40 @@ def test_an_overdue_docked_mediation_goes_red_for_the_mediation_body(rt, clock):
         assert [(r.step, r.unit_code) for r in s.scalars(select(Supervision))] == [("mediation_session", "YC-YTW")]
     assert cases.get_case(rt, case["case_no"])["open_tasks"][0]["light"] == "red"
     assert audit.verify_cases(rt, [case["case_no"]])["failed"] == 0
+
+
+def test_a_handling_unit_hands_the_case_to_a_mediation_body_and_the_agreement_is_signed(rt):
+    from engine.errors import InvalidInput
+
+    case = cases.start_case(rt, intake(), "acceptor")
+    for element in ("mediate", "sign_for"):
+        case = cases.complete_task(rt, case["open_tasks"][0]["id"], FORMS[element], "someone")
+    handle = case["open_tasks"][0]["id"]
+    with pytest.raises(InvalidInput) as refused:  # not a mediation body: nothing changes
+        cases.complete_task(rt, handle, {**FORMS["handle"], "mediation_body": "YC-GAJ"}, "someone")
+    assert "mediation_body" in refused.value.errors
+    case = cases.complete_task(rt, handle, {"result": "移交人民调解", "measures": "移交",
+                                            "mediation_body": "XL-XLJD-TWH"}, "someone")
+    assert (case["open_tasks"][0]["element"], case["open_tasks"][0]["unit"]) == ("accept_mediation", "XL-XLJD-TWH")
+    path = ["handle"]
+    while case["open_tasks"]:
+        element = case["open_tasks"][0]["element"]
+        path.append(element)
+        case = cases.complete_task(rt, case["open_tasks"][0]["id"], FORMS[element], "someone")
+    assert path == ["handle", *DOCKED, "approve", "evaluate"]
+    assert case["reply"]["text"] == "双方自愿达成调解协议" and case["routed_unit"] == "YC-CGJ"
+    assert audit.verify_cases(rt, [case["case_no"]])["failed"] == 0
+
+
+def test_a_failed_hand_off_comes_back_to_the_handler(rt):
+    case = cases.start_case(rt, intake(), "acceptor")
+    for element in ("mediate", "sign_for"):
+        case = cases.complete_task(rt, case["open_tasks"][0]["id"], FORMS[element], "someone")
+    case = cases.complete_task(rt, case["open_tasks"][0]["id"], {**FORMS["handle"], "mediation_body": "XL-XLJD-TWH"},
+                               "someone")
+    case = cases.complete_task(rt, case["open_tasks"][0]["id"], {"acceptance": "decline",
+                                                                 "decline_reason": "不属于人民调解范围"}, "someone")
+    assert case["open_tasks"][0]["element"] == "handle"
+    for element in ("handle", "approve", "evaluate"):
+        case = cases.complete_task(rt, case["open_tasks"][0]["id"], FORMS[element], "someone")
+    assert case["status"] == "closed" and case["reply"]["text"] == "已依法处理"

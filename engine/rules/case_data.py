@@ -14,6 +14,7 @@ HANDLING_DEFAULTS = {
     "evaluation_outcome": None, "handling_entry": "handle", "transfer_count": 0, "co_units": [],
     "co_results": [], "co_mode": None, "reinspection_count": 0, "legal_review_count": 0,
     "mediation_outcome": None, "agreement_text": None, "responsible_person": None, "assign_count": 0,
+    "mediation_body": None, "docking_count": 0,
 }
 
 
