@@ -7,7 +7,7 @@ First it runs `--templates` disputes through the real engine, handlers and timer
 with `flask simulate`'s engine (a month on the virtual clock, the default profile), so the
 templates are real cases on every path: resolved by the community, handled by a
 department, returned, rated dissatisfied and reworked, late and escalated, still open.
-Then it clones them, row for row — case, workflow state, units of the case, task
+Then it clones them, row for row — case, workflow state, units of the case, statistics timeline, task
 projection, events, timers, supervision records — each clone shifted to a random
 instant of the span (`--years` from `--from`), until N cases exist. Cloned events keep their template's hashes, so `flask audit verify`
 is not meant for generated cases: they exist to measure lists, statistics and
@@ -61,6 +61,7 @@ def templates(rt, n: int, seed: int, first: date):
 
     last = (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
     simulate(rt, first, last, seed, TimerService(rt, "generator").run_until_idle, cases_total=n)
+    from engine.store.case_facts import CaseFact
     from engine.store.models import Case, CaseEvent, CaseState, CaseTask, CaseUnit
     from engine.store.timer_models import CaseTimer, Supervision
 
@@ -76,7 +77,7 @@ def templates(rt, n: int, seed: int, first: date):
         cases = [{c: getattr(obj, c) for c in columns} for obj in session.scalars(sa.select(Case))]
         ids = [c["id"] for c in cases]
         related = {m.__tablename__: rows(session, m, ids)
-                   for m in (CaseState, CaseUnit, CaseTask, CaseEvent, CaseTimer, Supervision)}
+                   for m in (CaseState, CaseUnit, CaseTask, CaseEvent, CaseTimer, Supervision, CaseFact)}
     start = datetime.combine(first, datetime.min.time(), rt.tz)
     return cases, related, start
 
@@ -92,7 +93,14 @@ def _copy(conn, table: str, rows: list[dict]) -> None:
                 copy.write_row([Json(v) if isinstance(v, (dict, list)) else v for v in (row[c] for c in columns)])
 
 
+def _shifted_timeline(timeline: dict, shift_us: int) -> dict:
+    """A statistics timeline (engine.store.case_facts) moved by `shift_us` microseconds, as its case is."""
+    return dict(timeline, **{key: [[entry[0] + shift_us, *entry[1:]] for entry in timeline[key]]
+                             for key in ("tasks", "replies", "ratings", "co")})
+
+
 def clone(rt, cases, related, origin: datetime, n: int, first: date, years: int, seed: int) -> dict:
+    from engine.store.case_facts import CaseFact
     from engine.store.models import Case, CaseEvent, CaseState, CaseTask, CaseUnit
     from engine.store.timer_models import CaseTimer, Supervision
 
@@ -101,7 +109,7 @@ def clone(rt, cases, related, origin: datetime, n: int, first: date, years: int,
             - datetime.combine(first, datetime.min.time(), rt.tz)).total_seconds() - 31 * 86400
     base = datetime.combine(first, datetime.min.time(), rt.tz)
     tables = {"case_state": CaseState, "case_unit": CaseUnit, "case_task": CaseTask, "case_event": CaseEvent,
-              "case_timer": CaseTimer, "supervision": Supervision}
+              "case_timer": CaseTimer, "supervision": Supervision, "case_fact": CaseFact}
     written = {name: 0 for name in ["dispute_case", *tables]}
     with rt.db.engine.connect() as conn:
         next_id = (conn.execute(sa.select(sa.func.max(Case.id))).scalar() or 0) + 1
@@ -128,6 +136,7 @@ def clone(rt, cases, related, origin: datetime, n: int, first: date, years: int,
         # A case still open in its template is placed in the span's last month, as open cases are recent.
         offset = span if t["closed_at"] is None else rng.uniform(0, span)
         shift = base + timedelta(seconds=offset) - origin
+        shift_us = (shift.days * 86_400 + shift.seconds) * 1_000_000 + shift.microseconds
         case_id = next_id + k
         created = t["created_at"] + shift
         year = created.astimezone(rt.tz).year
@@ -150,6 +159,8 @@ def clone(rt, cases, related, origin: datetime, n: int, first: date, years: int,
                 for col in ("task_id", "attached_task_id"):
                     if r.get(col):
                         r[col] = task_ids.setdefault(r[col], str(uuid.uuid4()))
+                if name == "case_fact":
+                    r["timeline"] = _shifted_timeline(r["timeline"], shift_us)
                 for col in ("created_at", "ended_at", "due_at", "warn_at", "at", "opened_at", "closed_at",
                             "lease_until"):
                     if r.get(col) is not None:

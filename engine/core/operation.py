@@ -34,6 +34,7 @@ from engine.core.timers import pending_timers, sync_timers, timer_due
 from engine.errors import CaseError, DefinitionError, EngineError, HandlerFailed, OrganisationGap
 from engine.rules.notifications import load_templates
 from engine.rules.status import CaseStatus, TaskRowState, check_task_transition
+from engine.store import case_facts
 from engine.store.ledger import append_events, state_digest
 from engine.store.models import Case, CaseTask, CaseUnit, Outbox
 from engine.store.org_models import AppUser, UserRole
@@ -210,6 +211,7 @@ class CaseOperation:
         self.pending_events: list[dict] = []
         self.is_new_case = False
         self._new_rows: dict[str, CaseTask] = {}
+        self._facts_recorded: set = set()  # task rows already in the case's statistics timeline (case_fact)
         self.ctx = HandlerContext(self)
         self.script_engine = CaseScriptEngine(SandboxEnvironment(rt.functions, self._call_service))
         if workflow is None:
@@ -352,6 +354,14 @@ class CaseOperation:
         self.case.state = dump_workflow(self.workflow)
         self.case.serializer_version = SERIALIZER_VERSION
         self.case.updated_at = self.now
+        if self.is_new_case and not self._facts_recorded:
+            if self.case.id is None:
+                self.session.flush()  # the new case's id, for its timeline's row
+            case_facts.start(self.session, self.case.id)
+            self._facts_recorded.add(None)  # the row exists from the first finish on
+        fresh = [r for key, r in self._new_rows.items() if key not in self._facts_recorded]
+        case_facts.record_tasks(self.session, self.case.id, fresh)
+        self._facts_recorded.update(r.id for r in fresh)
         rows = []
         for ev in self.pending_events:
             self.case.last_seq = (self.case.last_seq or 0) + 1

@@ -34,6 +34,8 @@ from sqlalchemy import select, union, union_all
 from engine import clock
 from engine.errors import Forbidden, InvalidInput, UnitNotFound
 from engine.rules.access import sees_all
+from engine.store import case_facts
+from engine.store.case_facts import CaseFact
 from engine.store.models import Case, CaseEvent, CaseTask
 from engine.store.timer_models import Supervision
 
@@ -161,6 +163,58 @@ def _level_rank(level: str | None) -> int:
 
 
 def _case_facts(rt, session, rows, as_of: datetime, with_events: bool) -> list[CaseFacts]:
+    """The facts of these cases as of `as_of`, from their statistics timelines (engine.store.case_facts):
+    one row per case instead of its task rows and events; a case without one has it rebuilt from those."""
+    timelines = _timelines(session, [r.id for r in rows])
+    cut = case_facts.micros(as_of)
+    return [_fold(rt, r, timelines[r.id], as_of, cut, with_events) for r in rows]
+
+
+def _timelines(session, ids: list[int]) -> dict[int, dict]:
+    out: dict[int, dict] = {}
+    for chunk in _chunks(ids):
+        out.update(session.execute(select(CaseFact.case_id, CaseFact.timeline)
+                                   .where(CaseFact.case_id.in_(chunk))).all())
+    missing = [i for i in ids if i not in out]
+    for chunk in _chunks(missing):
+        out.update(case_facts.rebuild(session, chunk))
+    return out
+
+
+def _fold(rt, r, timeline: dict, as_of: datetime, cut: int, with_events: bool) -> CaseFacts:
+    """One case's facts as of the instant `cut` (microseconds): what its timeline recorded before it."""
+    lanes = rt.tables.lanes
+    own = {r.community_code} | ({r.routed_unit} if r.routed_unit else set())
+    reached = None
+    for at, unit, lane in timeline["tasks"]:
+        if at >= cut:
+            continue
+        if unit:
+            own.add(unit)
+        level = lanes[lane].level if lane in lanes else None
+        if _level_rank(level) > _level_rank(reached):
+            reached = level
+    closed = r.closed_at if r.closed_at is not None and r.closed_at < as_of else None
+    f = CaseFacts(r.id, r.case_no, r.category, r.channel, r.community_code, r.created_at, closed,
+                  frozenset(_with_ancestors(rt.tables, own)), frozenset(own), reached or "community")
+    if not with_events:
+        return f
+    f.ratings = [rating for at, rating in timeline["ratings"] if at < cut]
+    if closed is not None:
+        for at, lane in timeline["replies"]:
+            if at < cut:
+                f.resolved_level = lanes[lane].level if lane in lanes else None
+    co = {unit for at, units in timeline["co"] if at < cut for unit in units}
+    if co:  # a co-unit answers for the case as every unit on it does
+        f.co_units = frozenset(co)
+        f.own_units = f.own_units | f.co_units
+        f.units = f.units | frozenset(_with_ancestors(rt.tables, co))
+    return f
+
+
+def _case_facts_from_records(rt, session, rows, as_of: datetime, with_events: bool) -> list[CaseFacts]:
+    """The same facts read from the task rows and the event log directly: the recomputation the timelines
+    are checked against (tests), and how they were read before there were timelines."""
     lanes = rt.tables.lanes
     by_id = {r.id: r for r in rows}
     units: dict[int, set[str]] = defaultdict(set)
@@ -187,28 +241,34 @@ def _case_facts(rt, session, rows, as_of: datetime, with_events: bool) -> list[C
 
 
 def _read_outcomes(rt, session, facts: dict[int, CaseFacts], as_of: datetime) -> None:
-    """From the event log: the level whose step produced the (last) reply, every rating, the co-units."""
+    """From the event log: the level whose step produced the (last) reply, every rating, the co-units.
+
+    Only the two payload fields the figures read are extracted, by the database (`rating` of a
+    completed task's form, `handler` of a service call): a completed task's payload holds its whole
+    form, and decoding it in Python for every event of a city's month costs more than the rest.
+    """
     lanes = rt.tables.lanes
     last_lane: dict[int, str | None] = {}
     co_units: dict[int, set[str]] = defaultdict(set)
+    rating_of = CaseEvent.payload["data"]["rating"].as_string()
+    handler_of = CaseEvent.payload["handler"].as_string()
     for chunk in _chunks(facts):
-        stmt = (select(CaseEvent.case_id, CaseEvent.type, CaseEvent.lane, CaseEvent.payload)
+        stmt = (select(CaseEvent.case_id, CaseEvent.type, CaseEvent.lane, rating_of, handler_of)
                 .where(CaseEvent.case_id.in_(chunk), CaseEvent.at < as_of,
-                       CaseEvent.type.in_(("task_completed", "service_called", CO_UNITS_ADDED)))
+                       CaseEvent.type.in_(("task_completed", "service_called")))
                 .order_by(CaseEvent.case_id, CaseEvent.seq))
-        for case_id, type_, lane, payload in session.execute(stmt):
-            f = facts[case_id]
-            payload = payload or {}
-            if type_ == CO_UNITS_ADDED:
-                co_units[case_id].update(u for u in payload.get("units") or () if isinstance(u, str))
-            elif type_ == "task_completed":
+        for case_id, type_, lane, rating, handler in session.execute(stmt):
+            if type_ == "task_completed":
                 last_lane[case_id] = lane
-                rating = (payload.get("data") or {}).get("rating")
                 if rating in RATINGS:
-                    f.ratings.append(rating)
-            elif payload.get("handler") == "unified_reply":
+                    facts[case_id].ratings.append(rating)
+            elif handler == "unified_reply":
                 lane_of_reply = last_lane.get(case_id)
-                f.resolved_level = lanes[lane_of_reply].level if lane_of_reply in lanes else None
+                facts[case_id].resolved_level = lanes[lane_of_reply].level if lane_of_reply in lanes else None
+        for case_id, payload in session.execute(  # rare: the whole payload is read only for these
+                select(CaseEvent.case_id, CaseEvent.payload)
+                .where(CaseEvent.case_id.in_(chunk), CaseEvent.at < as_of, CaseEvent.type == CO_UNITS_ADDED)):
+            co_units[case_id].update(u for u in (payload or {}).get("units") or () if isinstance(u, str))
     for f in facts.values():
         if f.closed_at is None:
             f.resolved_level = None
@@ -235,17 +295,20 @@ CASE_COLUMNS = (Case.id, Case.case_no, Case.category, Case.channel, Case.communi
                 Case.created_at, Case.closed_at)
 
 
-def load_facts(rt, session, p: Period) -> Facts:
+def load_facts(rt, session, p: Period, from_records: bool = False) -> Facts:
+    """The period's facts; `from_records` reads the cases' facts from their task rows and event log instead
+    of their statistics timelines (the recomputation the timelines must equal)."""
+    read_cases = _case_facts_from_records if from_records else _case_facts
     as_of = p.as_of()
     instant = Case.created_at if p.basis == "accepted" else _reported_column()
     cohort = session.execute(select(*CASE_COLUMNS).where(instant >= p.start, instant < p.end,
                                                          Case.created_at < as_of)).all()
-    cases = _case_facts(rt, session, cohort, as_of, with_events=True)
+    cases = read_cases(rt, session, cohort, as_of, with_events=True)
     # open at the period's end: still open, or closed only after it (two index ranges, not one OR scan)
     open_rows = session.execute(union_all(
         select(*CASE_COLUMNS).where(Case.closed_at.is_(None), Case.created_at < as_of),
         select(*CASE_COLUMNS).where(Case.closed_at >= as_of, Case.created_at < as_of))).all()
-    backlog = _case_facts(rt, session, open_rows, as_of, with_events=False)
+    backlog = read_cases(rt, session, open_rows, as_of, with_events=False)
     days = rt.calendar.working_days_between
     for c in backlog:
         c.age_days = days(c.accepted_at, as_of)
@@ -289,15 +352,25 @@ def _reported_column():
 
 def _step_facts(rt, session, p: Period, as_of: datetime) -> list[StepFacts]:
     lanes = rt.tables.lanes
-    # A step of the activity ended, fell due or turned yellow in the period: the union of three index
-    # ranges (statistics_indexes; due_at's own), never an OR across the columns, which scans every step.
-    touched = union(*(select(CaseTask.id).where(col >= p.start, col < as_of)
-                      for col in (CaseTask.ended_at, CaseTask.due_at, CaseTask.warn_at))).subquery()
-    stmt = (select(CaseTask.bpmn_id, CaseTask.unit_code, CaseTask.lane, CaseTask.state, CaseTask.created_at,
-                   CaseTask.ended_at, CaseTask.due_at, CaseTask.warn_at,
-                   Case.case_no, Case.category, Case.channel, Case.community_code)
-            .join(Case, Case.id == CaseTask.case_id)
-            .where(CaseTask.id.in_(select(touched.c.id)), CaseTask.created_at < as_of))
+    # A step of the activity ended, fell due or turned yellow in the period: three disjoint index ranges
+    # (statistics_indexes; due_at's own) read as one UNION ALL, never an OR across the columns nor a
+    # join of the whole task table against the ids, which both scan every step of the city.
+    columns = (CaseTask.bpmn_id, CaseTask.unit_code, CaseTask.lane, CaseTask.state, CaseTask.created_at,
+               CaseTask.ended_at, CaseTask.due_at, CaseTask.warn_at,
+               Case.case_no, Case.category, Case.channel, Case.community_code)
+
+    def within(col):
+        return (col >= p.start) & (col < as_of)
+
+    def outside(col):
+        return col.is_(None) | (col < p.start) | (col >= as_of)
+
+    stmt = union_all(*(select(*columns).join(Case, Case.id == CaseTask.case_id)
+                       .where(CaseTask.created_at < as_of, *clauses)
+                       for clauses in ((within(CaseTask.ended_at),),
+                                       (within(CaseTask.due_at), outside(CaseTask.ended_at)),
+                                       (within(CaseTask.warn_at), outside(CaseTask.ended_at),
+                                        outside(CaseTask.due_at)))))
     out = []
     days = rt.calendar.working_days_between
     ancestors: dict[str, frozenset[str]] = {}

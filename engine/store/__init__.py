@@ -5,6 +5,7 @@ rooms of `engine/`; they import it. Importing this package registers every table
 on `Base.metadata`, which is what Alembic compares the migrations against.
 """
 from engine.store import (  # noqa: F401  (registers the tables)
+    case_facts,
     client_models,
     idempotency_models,
     incident_models,

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import insert, select
 
+from engine.store import case_facts
 from engine.store.db import json_dumps
 from engine.store.models import CaseEvent
 
@@ -110,4 +111,5 @@ def append_events(session, case, rows: list[dict], digest: bytes | None = None) 
         row["hash"] = prev_hash = event_hash(prev_hash, row)
         out.append(row)
     session.execute(insert(CaseEvent.__table__), out)
+    case_facts.record_events(session, case.id, out)
     return prev_hash
