@@ -30,14 +30,15 @@ def stored_bytes(rt, first_id: int, n_cases: int) -> tuple[float, float | None]:
     """(logical bytes per closed case, on-disk bytes per case on PostgreSQL or None).
 
     Logical: the length of every value of every row the case owns (case row with its
-    state, tasks, events, outbox, timers, supervision records). On PostgreSQL also
+    state, tasks, events, statistics timeline, outbox, timers, supervision records). On PostgreSQL also
     pg_column_size of those rows (after TOAST compression, without indexes).
     """
+    from engine.store.case_facts import CaseFact
     from engine.store.db import json_dumps
     from engine.store.models import Case, CaseEvent, CaseState, CaseTask, CaseUnit, Outbox
     from engine.store.timer_models import CaseTimer, Supervision
 
-    models = [Case, CaseState, CaseUnit, CaseTask, CaseEvent, Outbox, CaseTimer, Supervision]
+    models = [Case, CaseState, CaseUnit, CaseTask, CaseEvent, CaseFact, Outbox, CaseTimer, Supervision]
     total = 0
     disk = 0 if rt.db.engine.dialect.name == "postgresql" else None
     with rt.db.read() as s:

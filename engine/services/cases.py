@@ -38,6 +38,7 @@ from engine.services import incidents
 from engine.services.observe import observed
 from engine.services.tracking import issue_tracking_code
 from engine.services.views import case_summary, case_view, event_view, open_rows_by_case, task_view
+from engine.store.case_facts import CaseFact
 from engine.store.client_models import CaseSource
 from engine.store.models import Case, CaseEvent, CaseState, CaseTask
 from engine.store.timer_models import CaseTimer
@@ -72,7 +73,8 @@ def find_case(rt, session, case_no: str, user=None) -> Case:
 
 
 def lock_task(rt, session, task_id) -> tuple[CaseTask, Case]:
-    """The task row and its case, the case locked, both read after the lock, with the case's workflow state.
+    """The task row and its case, the case locked, both read after the lock, with the case's workflow state
+    and its statistics timeline (engine.store.case_facts: the operation extends it).
 
     SQLite's write transaction holds the database from its first statement on
     (BEGIN IMMEDIATE): one query reads all three. PostgreSQL locks the case row
@@ -82,8 +84,9 @@ def lock_task(rt, session, task_id) -> tuple[CaseTask, Case]:
     key = _task_key(task_id)
     if rt.db.is_sqlite:
         got = session.execute(with_callback_source(
-            select(CaseTask, Case, CaseState).join(Case, Case.id == CaseTask.case_id)
-            .outerjoin(CaseState, CaseState.case_id == CaseTask.case_id), CaseTask.case_id)
+            select(CaseTask, Case, CaseState, CaseFact).join(Case, Case.id == CaseTask.case_id)
+            .outerjoin(CaseState, CaseState.case_id == CaseTask.case_id)
+            .outerjoin(CaseFact, CaseFact.case_id == CaseTask.case_id), CaseTask.case_id)
             .where(CaseTask.id == key)).first()
         if got is None:
             raise TaskNotFound(f"task {task_id} does not exist")
@@ -94,7 +97,8 @@ def lock_task(rt, session, task_id) -> tuple[CaseTask, Case]:
         if case is None:
             raise TaskNotFound(f"task {task_id} does not exist")
         got = session.execute(with_callback_source(
-            select(CaseTask, CaseState).outerjoin(CaseState, CaseState.case_id == CaseTask.case_id), CaseTask.case_id)
+            select(CaseTask, CaseState, CaseFact).outerjoin(CaseState, CaseState.case_id == CaseTask.case_id)
+            .outerjoin(CaseFact, CaseFact.case_id == CaseTask.case_id), CaseTask.case_id)
             .where(CaseTask.id == key)).one()
         row, state = got[:2]
     set_committed_value(case, "state_row", state)

@@ -115,6 +115,10 @@ class CaseFacts:
     ratings: list[str] = field(default_factory=list)
     co_units: frozenset[str] = frozenset()  # co-handling units named by `co_units_added` events
     age_days: int | None = None    # backlog only: working days from acceptance to the period's end
+    # verdicts, decided once per case when the facts are loaded (`_judge_case`), read by every group's figures
+    final_rating: str | None = None
+    bad_ratings: int = 0
+    same_month: bool = False
 
 
 @dataclass
@@ -134,6 +138,10 @@ class StepFacts:
     units: frozenset[str] = frozenset()
     taken_days: int | None = None  # completed in the period: working days from ready to completed
     limit_days: int | None = None  # ... and from ready to its deadline
+    # verdicts, decided once per step when the facts are loaded (`_judge_step`)
+    decided: bool | None = None    # None: not decided in the period; else on time or not
+    yellow: bool = False
+    red: bool = False
 
 
 @dataclass
@@ -324,6 +332,10 @@ def load_facts(rt, session, p: Period, from_records: bool = False) -> Facts:
                    Supervision.closed_at, Case.category, Case.channel, Case.community_code)
             .join(Case, Case.id == Supervision.case_id)
             .where(Supervision.id.in_(select(touched.c.id))))]
+    for c in cases:
+        _judge_case(c, p)
+    for s in steps:
+        _judge_step(s, p)
     return Facts(p, cases, steps, supervision, backlog, _handling_facts(rt, session, p, as_of))
 
 
@@ -392,6 +404,31 @@ def _step_facts(rt, session, p: Period, as_of: datetime) -> list[StepFacts]:
 # -- the figures --------------------------------------------------------------------------
 
 
+def _judge_case(c: CaseFacts, p: Period) -> None:
+    """What the figures below ask of one cohort case, decided once when the facts are loaded (every group
+    it falls in reads the verdict): its final rating (`ratings`), its dissatisfied evaluations
+    (`reopened`), whether it closed in its month of acceptance (`resolved_within_month_rate`)."""
+    tz = p.start.tzinfo
+    c.final_rating = c.ratings[-1] if c.closed_at is not None and c.ratings else None
+    c.bad_ratings = sum(1 for r in c.ratings if r in BAD_RATINGS)
+    if c.closed_at is not None:
+        closed, accepted_local = c.closed_at.astimezone(tz), c.accepted_at.astimezone(tz)
+        c.same_month = (closed.year, closed.month) == (accepted_local.year, accepted_local.month)
+
+
+def _judge_step(s: StepFacts, p: Period) -> None:
+    """What the figures below ask of one step: decided on time or late in the period (`_decided_steps`:
+    the on-time rates), turned yellow or red in it (`yellow_lights`, `red_lights`)."""
+    start, end = p.start, p.as_of()
+    if s.due_at is not None:
+        if s.ended_at is not None and s.state == "completed" and start <= s.ended_at:
+            s.decided = s.ended_at <= s.due_at
+        elif (s.ended_at is None or s.ended_at > s.due_at) and start <= s.due_at < end:
+            s.decided = False  # fell due in the period without being done in time (open, or cancelled by escalation)
+    s.yellow = s.warn_at is not None and start <= s.warn_at < end and (s.ended_at is None or s.ended_at > s.warn_at)
+    s.red = s.due_at is not None and start <= s.due_at < end and (s.ended_at is None or s.ended_at > s.due_at)
+
+
 def _rate(numerator: int, denominator: int) -> dict:
     return {"value": round(numerator / denominator, 4) if denominator else None,
             "numerator": numerator, "denominator": denominator}
@@ -431,19 +468,15 @@ def resolved_share_by_level(f: Facts):
 
 def resolved_within_month_rate(f: Facts):
     """Cohort cases closed in the same local calendar month as accepted, over accepted."""
-    tz = f.period.start.tzinfo
-    same = sum(1 for c in f.cases if c.closed_at is not None
-               and (c.closed_at.astimezone(tz).year, c.closed_at.astimezone(tz).month)
-               == (c.accepted_at.astimezone(tz).year, c.accepted_at.astimezone(tz).month))
-    return _rate(same, accepted(f))
+    return _rate(sum(1 for c in f.cases if c.same_month), accepted(f))
 
 
 def ratings(f: Facts):
     """Completed cohort cases by their final rating (the last evaluation before the period's end)."""
     counts = {r: 0 for r in RATINGS}
     for c in f.cases:
-        if c.closed_at is not None and c.ratings:
-            counts[c.ratings[-1]] += 1
+        if c.final_rating is not None:
+            counts[c.final_rating] += 1
     return counts
 
 
@@ -456,19 +489,15 @@ def satisfaction_rate(f: Facts):
 def reopened(f: Facts):
     """Evaluations of cohort cases rated dissatisfied or not implemented (不满意/未落实): each sent the
     case back to the supervision centre for rework."""
-    return sum(1 for c in f.cases for r in c.ratings if r in BAD_RATINGS)
+    return sum(c.bad_ratings for c in f.cases)
 
 
 def _decided_steps(f: Facts, steps: frozenset[str]):
-    """(step, on time?) for the steps of these kinds completed in the period, or fallen due in it undone."""
-    end = f.period.as_of()
+    """(step, on time?) for the steps of these kinds completed in the period, or fallen due in it undone
+    (`_judge_step`)."""
     for s in f.steps:
-        if s.step not in steps or s.due_at is None:
-            continue
-        if s.ended_at is not None and s.state == "completed" and f.period.start <= s.ended_at:
-            yield s, s.ended_at <= s.due_at
-        elif (s.ended_at is None or s.ended_at > s.due_at) and f.period.start <= s.due_at < end:
-            yield s, False  # fell due in the period without being done in time (open, or cancelled by escalation)
+        if s.decided is not None and s.step in steps:
+            yield s, s.decided
 
 
 def _on_time(f: Facts, steps: frozenset[str]):
@@ -487,22 +516,20 @@ def on_time_handling_rate(f: Facts):
     return _on_time(f, HANDLING_STEPS)
 
 
-def _lit(f: Facts, attr: str):
-    start, end = f.period.start, f.period.as_of()
-    for s in f.steps:
-        at = getattr(s, attr)
-        if at is not None and start <= at < end and (s.ended_at is None or s.ended_at > at):
-            yield s
+def _lit(f: Facts, light: str):
+    """The steps that turned `light` (yellow: their warning point; red: their deadline) in the period before
+    they ended (`_judge_step`)."""
+    return (s for s in f.steps if getattr(s, light))
 
 
 def yellow_lights(f: Facts):
     """Steps whose warning point fell in the period before they ended (黄灯)."""
-    return sum(1 for _ in _lit(f, "warn_at"))
+    return sum(1 for s in f.steps if s.yellow)
 
 
 def red_lights(f: Facts):
     """Steps whose deadline fell in the period before they were done (红灯)."""
-    return sum(1 for _ in _lit(f, "due_at"))
+    return sum(1 for s in f.steps if s.red)
 
 
 def supervised(f: Facts):
@@ -579,13 +606,12 @@ COUNTS = frozenset({"accepted", "completed", "reopened", "yellow_lights", "red_l
 # The cases behind a figure (the assessment's drill-down), for the figures that can cost a unit points.
 BEHIND = {
     "completion_rate": lambda f: [c.case_no for c in f.cases if c.closed_at is None],
-    "satisfaction_rate": lambda f: [c.case_no for c in f.cases
-                                    if c.closed_at is not None and c.ratings and c.ratings[-1] in BAD_RATINGS],
-    "reopened": lambda f: [c.case_no for c in f.cases for r in c.ratings if r in BAD_RATINGS],
+    "satisfaction_rate": lambda f: [c.case_no for c in f.cases if c.final_rating in BAD_RATINGS],
+    "reopened": lambda f: [c.case_no for c in f.cases if c.bad_ratings],
     "on_time_sign_for_rate": lambda f: [s.case_no for s, ok in _decided_steps(f, SIGN_FOR_STEPS) if not ok],
     "on_time_handling_rate": lambda f: [s.case_no for s, ok in _decided_steps(f, HANDLING_STEPS) if not ok],
-    "yellow_lights": lambda f: [s.case_no for s in _lit(f, "warn_at")],
-    "red_lights": lambda f: [s.case_no for s in _lit(f, "due_at")],
+    "yellow_lights": lambda f: [s.case_no for s in _lit(f, "yellow")],
+    "red_lights": lambda f: [s.case_no for s in _lit(f, "red")],
     "supervised": lambda f: [r["case_no"] for r in f.supervision if r["opened"]],
     "refusals": lambda f: [h["case_no"] for h in f.handling if h["kind"] == REFUSED],
     "transfers": lambda f: [h["case_no"] for h in f.handling if h["kind"] == TRANSFERRED],
