@@ -26,10 +26,11 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from engine import clock
-from engine.errors import CaseError, InvalidInput
+from engine.errors import Conflict, InvalidInput, NotFound
 from engine.rules.intake import CHANNELS
 from engine.services import assessment, cases, statistics
 from engine.store.models import Case, CaseTask
+from engine.store.org_models import AppUser, UserRole
 from engine.store.timer_models import CaseTimer
 
 PROFILE_FILE = "simulation.toml"
@@ -110,6 +111,7 @@ class _Run:
         self.scheduled: set[str] = set()
         self.counts: dict[str, int] = defaultdict(int)
         self.communities = sorted(u.code for u in rt.tables.units.values() if u.kind == "community")
+        self.handlers: dict[str, list[str]] | None = None  # unit -> its users who may hold a handler's task
 
     def push(self, at: datetime, kind: str, **payload) -> None:
         heapq.heappush(self.agenda, _Event(at, next(self.seq), kind, payload))
@@ -151,26 +153,43 @@ class _Run:
             return  # nobody acts: the deadline timers take over
         low, high = b[HOURS_OF.get(task["element"], "ladder_hours")]
         when = self.rt.calendar.add_working_hours(clock.now(), self.random.uniform(low, high)).at
-        self.push(when, "complete", task=task["id"], element=task["element"], category=category)
+        self.push(when, "complete", task=task["id"], element=task["element"], category=category,
+                  unit=task.get("unit"))
 
-    def complete(self, task_id: str, element: str, category: str) -> None:
-        data = self.form(element, _behaviour(self.profile, category))
+    def handler_of(self, unit: str | None) -> str:
+        """A handler of the unit (the sign-for names one who must be), or a name when the unit has no accounts."""
+        if self.handlers is None:
+            roles = {"handler"} | {name for name, rule in self.rt.tables.roles.items() if "handler" in rule.acts_for}
+            self.handlers = defaultdict(list)
+            with self.rt.db.read() as session:
+                for code, username in session.execute(
+                        select(AppUser.unit_code, AppUser.username).where(AppUser.active.is_(True), AppUser.id.in_(
+                            select(UserRole.user_id).where(UserRole.role.in_(sorted(roles)))))
+                        .order_by(AppUser.unit_code, AppUser.username)):
+                    self.handlers[code].append(username)
+        return self.handlers[unit][0] if self.handlers.get(unit) else "承办人"
+
+    def complete(self, task_id: str, element: str, category: str, unit: str | None = None) -> None:
+        data = self.form(element, _behaviour(self.profile, category), unit)
         try:
             case = cases.complete_task(self.rt, task_id, data, ACTOR)
-        except CaseError:  # the step is gone (a timer cancelled it meanwhile): nothing to do
+        except (NotFound, Conflict):  # the step is gone (a timer cancelled it meanwhile): nothing to do
             self.counts["overtaken"] += 1
             return
+        except InvalidInput as exc:  # a form the procedure refuses is the profile's fault: say so, never skip
+            raise InvalidInput(f"the simulation's {element!r} form was refused: {exc}",
+                               errors={"profile": [f"{element}: {exc.errors or exc}"]}) from exc
         self.counts["steps"] += 1
         self.after(case)
 
-    def form(self, element: str, b: dict) -> dict:
+    def form(self, element: str, b: dict, unit: str | None = None) -> dict:
         r = self.random.random()
         if element == "mediate":
             if r < b["resolve_at_community"]:
                 return {"mediation_result": "resolved", "mediation_note": "社区调解成功"}
             return {"mediation_result": "escalate" if r > 1 - b["escalate_from_community"] else "unresolved"}
         if element in ("sign_for", "co_sign_for"):
-            return {"decision": "accept", "responsible_section": "承办科室", "responsible_person": "承办人"}
+            return {"decision": "accept", "responsible_section": "承办科室", "responsible_person": self.handler_of(unit)}
         if element == "mediation_session":  # the docked mediation body: an agreement, or litigation
             agreed = r < b.get("docking_agrees", 0.7)
             return {"session_date": clock.now().astimezone(self.rt.calendar.tz).date().isoformat(),
@@ -234,7 +253,8 @@ class _Run:
             if event.kind == "arrive":
                 self.arrive()
             else:
-                self.complete(event.payload["task"], event.payload["element"], event.payload["category"])
+                self.complete(event.payload["task"], event.payload["element"], event.payload["category"],
+                              event.payload.get("unit"))
         self.fire_until(end)
         self.clock.set(max(end, clock.now()))
 
