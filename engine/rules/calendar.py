@@ -156,6 +156,7 @@ class WorkingCalendar:
         self._package_years: dict[int, bool] = {}
         self._day_cache: dict[date, tuple[bool, bool]] = {}
         self._year_counts: dict[int, list[int]] = {}  # per year: working days from 1 January up to each day
+        self._between: dict[tuple[date, date], int] = {}  # working_days_between of two local dates
         self._warned_years: set[int] = set()
         self._lock = threading.Lock()
         if self.overrides_path is not None:
@@ -367,15 +368,25 @@ class WorkingCalendar:
         return self._deadline(datetime.combine(d, local.time()), fallback)
 
     def working_days_between(self, start: datetime, end: datetime) -> int:
-        """How late: working days after start's local date up to and including end's."""
-        first = self._local(start, "start")
-        last = self._local(end, "end")
-        if last <= first:
+        """How late: working days after start's local date up to and including end's.
+
+        Called for every step of a period by the statistics, so the day count of each pair of local
+        dates is kept (`_between`); an instant before another is never on a later local date (a
+        repeated hour of a DST change stays on its day), so the instants are compared as they are.
+        """
+        _require_aware(start, "start")
+        _require_aware(end, "end")
+        if end <= start:
             return 0
-        a, b = first.date(), last.date()
-        upto = self._year_table(b.year)[b.timetuple().tm_yday - 1]
-        before = self._year_table(a.year)[a.timetuple().tm_yday - 1]
-        return upto - before + sum(self._year_table(y)[-1] for y in range(a.year, b.year))
+        a, b = start.astimezone(self.tz).date(), end.astimezone(self.tz).date()
+        found = self._between.get((a, b))
+        if found is None:
+            if len(self._between) > 100_000:  # a long-running server: bounded
+                self._between.clear()
+            upto = self._year_table(b.year)[b.timetuple().tm_yday - 1]
+            before = self._year_table(a.year)[a.timetuple().tm_yday - 1]
+            found = self._between[(a, b)] = upto - before + sum(self._year_table(y)[-1] for y in range(a.year, b.year))
+        return found
 
     def _year_table(self, year: int) -> list[int]:
         """Working days from 1 January of `year` up to and including each of its days (built once)."""

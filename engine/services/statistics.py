@@ -24,19 +24,22 @@ nothing was counted) with `<key>_numerator` and `<key>_denominator` beside them.
 """
 from __future__ import annotations
 
+import gc
 import math
+from contextlib import contextmanager
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import select, union, union_all
+from sqlalchemy import literal, select, union, union_all
 
 from engine import clock
 from engine.errors import Forbidden, InvalidInput, UnitNotFound
 from engine.rules.access import sees_all
 from engine.store import case_facts
 from engine.store.case_facts import CaseFact
-from engine.store.models import Case, CaseEvent, CaseTask
+from engine.store.base import UTCDateTime
+from engine.store.models import OPEN_SPAN, Case, CaseEvent, CaseTask
 from engine.store.timer_models import Supervision
 
 LEVELS = ("community", "street", "department", "district_coordination", "city_coordination",
@@ -99,7 +102,7 @@ def month_period(rt, month: str, basis: str = "accepted") -> Period:
 # -- the facts the figures read ---------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class CaseFacts:
     id: int
     case_no: str
@@ -121,7 +124,7 @@ class CaseFacts:
     same_month: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class StepFacts:
     case_no: str
     step: str
@@ -172,21 +175,22 @@ def _level_rank(level: str | None) -> int:
 
 def _case_facts(rt, session, rows, as_of: datetime, with_events: bool) -> list[CaseFacts]:
     """The facts of these cases as of `as_of`, from their statistics timelines (engine.store.case_facts):
-    one row per case instead of its task rows and events; a case without one has it rebuilt from those."""
-    timelines = _timelines(session, [r.id for r in rows])
+    one row per case, read with the case (`_with_timeline`), instead of its task rows and events; a case
+    without one (started before there were timelines) has it rebuilt from those."""
+    timelines = {r.id: r.timeline for r in rows if r.timeline is not None}
+    for chunk in _chunks([r.id for r in rows if r.timeline is None]):
+        timelines.update(case_facts.rebuild(session, chunk))
     cut = case_facts.micros(as_of)
     return [_fold(rt, r, timelines[r.id], as_of, cut, with_events) for r in rows]
 
 
-def _timelines(session, ids: list[int]) -> dict[int, dict]:
-    out: dict[int, dict] = {}
-    for chunk in _chunks(ids):
-        out.update(session.execute(select(CaseFact.case_id, CaseFact.timeline)
-                                   .where(CaseFact.case_id.in_(chunk))).all())
-    missing = [i for i in ids if i not in out]
-    for chunk in _chunks(missing):
-        out.update(case_facts.rebuild(session, chunk))
-    return out
+def _with_timeline(stmt):
+    """A select of CASE_COLUMNS with each case's statistics timeline beside it (None: the case has none).
+
+    A correlated lookup by key, not a join: the planner, misjudging how many cases a range selects,
+    would otherwise hash the whole timeline table for a few thousand cases."""
+    return stmt.add_columns(select(CaseFact.timeline).where(CaseFact.case_id == Case.id)
+                            .scalar_subquery().label("timeline"))
 
 
 def _fold(rt, r, timeline: dict, as_of: datetime, cut: int, with_events: bool) -> CaseFacts:
@@ -309,13 +313,19 @@ def load_facts(rt, session, p: Period, from_records: bool = False) -> Facts:
     read_cases = _case_facts_from_records if from_records else _case_facts
     as_of = p.as_of()
     instant = Case.created_at if p.basis == "accepted" else _reported_column()
-    cohort = session.execute(select(*CASE_COLUMNS).where(instant >= p.start, instant < p.end,
-                                                         Case.created_at < as_of)).all()
+    cohort = session.execute(_with_timeline(select(*CASE_COLUMNS)).where(instant >= p.start, instant < p.end,
+                                                                         Case.created_at < as_of)).all()
     cases = read_cases(rt, session, cohort, as_of, with_events=True)
-    # open at the period's end: still open, or closed only after it (two index ranges, not one OR scan)
-    open_rows = session.execute(union_all(
-        select(*CASE_COLUMNS).where(Case.closed_at.is_(None), Case.created_at < as_of),
-        select(*CASE_COLUMNS).where(Case.closed_at >= as_of, Case.created_at < as_of))).all()
+    # open at the period's end: accepted before it and not closed by it. PostgreSQL: the GiST index over
+    # each case's open span (created_at, closed_at]; SQLite: still open, or closed only after it (two
+    # index ranges, not one OR scan).
+    if session.bind.dialect.name == "postgresql":
+        open_rows = session.execute(_with_timeline(select(*CASE_COLUMNS))
+                                    .where(OPEN_SPAN.op("@>")(literal(as_of, UTCDateTime)))).all()
+    else:
+        open_rows = session.execute(union_all(
+            _with_timeline(select(*CASE_COLUMNS)).where(Case.closed_at.is_(None), Case.created_at < as_of),
+            _with_timeline(select(*CASE_COLUMNS)).where(Case.closed_at >= as_of, Case.created_at < as_of))).all()
     backlog = read_cases(rt, session, open_rows, as_of, with_events=False)
     days = rt.calendar.working_days_between
     for c in backlog:
@@ -386,17 +396,18 @@ def _step_facts(rt, session, p: Period, as_of: datetime) -> list[StepFacts]:
     out = []
     days = rt.calendar.working_days_between
     ancestors: dict[str, frozenset[str]] = {}
-    for t in session.execute(stmt):
-        no, cat, ch, com = t.case_no, t.category, t.channel, t.community_code
-        ended = t.ended_at if t.ended_at is not None and t.ended_at < as_of else None
-        units = ancestors.get(t.unit_code)
-        if units is None and t.unit_code:
-            units = ancestors[t.unit_code] = frozenset(_with_ancestors(rt.tables, [t.unit_code]))
-        step = StepFacts(no, t.bpmn_id, t.unit_code, cat, ch, com, lanes[t.lane].level if t.lane in lanes else None,
-                         t.state if ended else "open", t.created_at, ended, t.due_at, t.warn_at, units or frozenset())
-        if ended is not None and step.state == "completed" and ended >= p.start:
-            step.taken_days = days(t.created_at, ended)
-            step.limit_days = days(t.created_at, t.due_at) if t.due_at is not None else None
+    levels = {name: rule.level for name, rule in lanes.items()}
+    for bpmn_id, unit, lane, state, created, ended, due, warn, no, cat, ch, com in session.execute(stmt).all():
+        if ended is not None and ended >= as_of:
+            ended = None
+        units = ancestors.get(unit)
+        if units is None and unit:
+            units = ancestors[unit] = frozenset(_with_ancestors(rt.tables, [unit]))
+        step = StepFacts(no, bpmn_id, unit, cat, ch, com, levels.get(lane), state if ended else "open", created,
+                         ended, due, warn, units or frozenset())
+        if ended is not None and state == "completed" and ended >= p.start:
+            step.taken_days = days(created, ended)
+            step.limit_days = days(created, due) if due is not None else None
         out.append(step)
     return out
 
@@ -706,9 +717,23 @@ def compute_statistics(rt, user, p: Period, group_by: str | None = None, unit: s
     if category is not None and category not in rt.tables.routes:
         raise InvalidInput(f"unknown category {category!r}", errors={"category": ["not a category of routing.toml"]})
     scope = _scope_units(rt, user, unit)
-    with rt.db.read() as session:
+    with rt.db.read() as session, without_cycle_collection():
         facts = load_facts(rt, session, p)
-    return _assemble(rt, facts, scope, group_by, category, channel)
+        return _assemble(rt, facts, scope, group_by, category, channel)
+
+
+@contextmanager
+def without_cycle_collection():
+    """Python's cycle collector paused while a period's facts are built: they are tens of thousands of small
+    acyclic objects, and the collector's passes over them cost a third of a city's month (bench/stats_bench.py).
+    Reference counting still frees everything; the collector resumes (if it ran before) when the block ends."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _assemble(rt, facts: Facts, scope, group_by, category, channel) -> dict:

@@ -40,7 +40,7 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+        return value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
 
 
 class Base(DeclarativeBase):

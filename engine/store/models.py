@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import func, literal_column
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.store.base import Base, UTCDateTime
@@ -255,3 +256,9 @@ STATISTICS_INDEXES = (
     Index("ix_case_event_at_type", CaseEvent.at, CaseEvent.type),
     Index("ix_dispute_case_closed_at", Case.closed_at, Case.created_at),
 )
+
+# The backlog at an instant — cases accepted before it and not closed by it — is a stabbing query no
+# b-tree answers without reading every case closed later; on PostgreSQL a GiST index over each case's
+# open span answers it directly (statistics.load_facts; migration d_h11f). SQLite reads the b-tree.
+OPEN_SPAN = func.tstzrange(Case.created_at, Case.closed_at, literal_column("'(]'"))
+Index("ix_dispute_case_open_span", OPEN_SPAN, postgresql_using="gist").ddl_if(dialect="postgresql")

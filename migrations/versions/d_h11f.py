@@ -1,4 +1,4 @@
-"""statistics timelines: one case_fact row per case (engine/store/case_facts.py)
+"""statistics timelines: one case_fact row per case (engine/store/case_facts.py); on PostgreSQL the backlog's span index
 
 Revision ID: d_h11f
 Revises: d_h9
@@ -26,7 +26,13 @@ def upgrade():
         sa.ForeignKeyConstraint(['case_id'], ['dispute_case.id'], name=op.f('fk_case_fact_case_id_dispute_case')),
         sa.PrimaryKeyConstraint('case_id', name=op.f('pk_case_fact')),
     )
+    if op.get_bind().dialect.name == "postgresql":
+        # the backlog at an instant: cases accepted before it and not closed by it (engine.store.models)
+        op.execute("CREATE INDEX ix_dispute_case_open_span ON dispute_case "
+                   "USING gist (tstzrange(created_at, closed_at, '(]'))")
 
 
 def downgrade():
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP INDEX ix_dispute_case_open_span")
     op.drop_table('case_fact')
