@@ -96,7 +96,7 @@ def _copy(conn, table: str, rows: list[dict]) -> None:
 def _shifted_timeline(timeline: dict, shift_us: int) -> dict:
     """A statistics timeline (engine.store.case_facts) moved by `shift_us` microseconds, as its case is."""
     return dict(timeline, **{key: [[entry[0] + shift_us, *entry[1:]] for entry in timeline[key]]
-                             for key in ("tasks", "replies", "ratings", "co")})
+                             for key in ("u", "r", "s", "c")})
 
 
 def clone(rt, cases, related, origin: datetime, n: int, first: date, years: int, seed: int) -> dict:

@@ -54,9 +54,9 @@ def test_timelines_equal_a_recomputation_from_the_log_on_a_simulated_quarter(rt,
     assert {i: case_facts.canonical(t) for i, t in stored.items()} == \
         {i: case_facts.canonical(t) for i, t in rebuilt.items()}
     # the quarter exercises what the timelines hold: replies at several levels, ratings, unit hand-offs
-    assert sum(len(t["replies"]) for t in stored.values()) >= len(ids) * 0.8
-    assert {r for t in stored.values() for _, r in t["ratings"]} >= {"satisfied"}
-    assert any(len({u for _, u, _ in t["tasks"]}) > 1 for t in stored.values())
+    assert sum(len(t["r"]) for t in stored.values()) >= len(ids) * 0.8
+    assert {r for t in stored.values() for _, r in t["s"]} >= {"satisfied"}
+    assert any(len({u for _, u, _ in t["u"]}) > 1 for t in stored.values())
 
     for first, last in PERIODS:
         p = st.period(rt, first, last)

@@ -359,16 +359,17 @@ class CaseOperation:
                 self.session.flush()  # the new case's id, for its timeline's row
             case_facts.start(self.session, self.case.id)
             self._facts_recorded.add(None)  # the row exists from the first finish on
-        fresh = [r for key, r in self._new_rows.items() if key not in self._facts_recorded]
-        case_facts.record_tasks(self.session, self.case.id, fresh)
-        self._facts_recorded.update(r.id for r in fresh)
         rows = []
         for ev in self.pending_events:
             self.case.last_seq = (self.case.last_seq or 0) + 1
             rows.append(dict(ev, seq=self.case.last_seq, at=self.now, definition_version=self.definition.version))
         if rows:
-            self.case.chain_hash = append_events(self.session, self.case, rows, state_digest(self.workflow))
+            self.case.chain_hash = append_events(self.session, self.case, rows, state_digest(self.workflow),
+                                                 facts=False)
             self.case.chain_seq = self.case.last_seq
+        fresh = [r for key, r in self._new_rows.items() if key not in self._facts_recorded]
+        case_facts.record(self.session, self.case.id, fresh, rows)  # one update of the case's timeline
+        self._facts_recorded.update(r.id for r in fresh)
         self._record_units()
         self.pending_events = []
         self.before = after

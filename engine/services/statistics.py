@@ -198,7 +198,7 @@ def _fold(rt, r, timeline: dict, as_of: datetime, cut: int, with_events: bool) -
     lanes = rt.tables.lanes
     own = {r.community_code} | ({r.routed_unit} if r.routed_unit else set())
     reached = None
-    for at, unit, lane in timeline["tasks"]:
+    for at, unit, lane in timeline["u"]:
         if at >= cut:
             continue
         if unit:
@@ -211,12 +211,12 @@ def _fold(rt, r, timeline: dict, as_of: datetime, cut: int, with_events: bool) -
                   frozenset(_with_ancestors(rt.tables, own)), frozenset(own), reached or "community")
     if not with_events:
         return f
-    f.ratings = [rating for at, rating in timeline["ratings"] if at < cut]
+    f.ratings = [rating for at, rating in timeline["s"] if at < cut]
     if closed is not None:
-        for at, lane in timeline["replies"]:
+        for at, lane in timeline["r"]:
             if at < cut:
                 f.resolved_level = lanes[lane].level if lane in lanes else None
-    co = {unit for at, units in timeline["co"] if at < cut for unit in units}
+    co = {unit for at, units in timeline["c"] if at < cut for unit in units}
     if co:  # a co-unit answers for the case as every unit on it does
         f.co_units = frozenset(co)
         f.own_units = f.own_units | f.co_units

@@ -8,16 +8,20 @@ decoded in Python — seconds at city scale. So each case also carries one `case
 timeline of exactly those facts, each stamped with the instant it happened (integer
 microseconds since the epoch, so an as-of comparison is exact):
 
-    {"tasks":   [[t, unit, lane], ...],     # every user task row, when it was created
-     "replies": [[t, lane], ...],           # each unified reply, with the lane of the last
-                                            #   task completed before it (its level is read at query time)
-     "ratings": [[t, rating], ...],         # each evaluation's rating, in log order
-     "co":      [[t, [unit, ...]], ...],    # co-handling units named (co_units_added)
-     "last_lane": lane}                     # the lane of the last completed task so far
+    {"u": [[t, unit, lane], ...],     # user task rows: the first of each (unit, lane), when it was created
+     "r": [[t, lane], ...],           # each unified reply, with the lane of the last task completed
+                                      #   before it (its level is read at query time)
+     "s": [[t, rating], ...],         # each evaluation's rating (score), in log order
+     "c": [[t, [unit, ...]], ...],    # co-handling units named (co_units_added)
+     "l": lane}                       # the lane of the last completed task so far
+
+Only the first task of each (unit, lane) is kept: the figures ask which units a case had touched
+and the highest level it had reached by an instant, which later tasks of the same pair never
+change (a rework loop adds nothing). The keys are short because every case carries one.
 
 The engine appends to it in the same unit of work that writes the events and task rows
-(`record_tasks` from CaseOperation.finish, `record_events` from ledger.append_events, which
-every event passes), so it never runs ahead of or behind the log.
+(`record`: from CaseOperation.finish, and from ledger.append_events for every other writer of
+the log), so it never runs ahead of or behind the log.
 `rebuild` derives the same timeline from the records (task rows and the event log); the
 statistics use it for a case that has no row (started before migration d_h11f), and a test
 checks on a simulated quarter that the incremental rows equal the rebuilt ones.
@@ -54,29 +58,32 @@ def micros(instant: datetime) -> int:
 
 
 def empty() -> dict:
-    return {"tasks": [], "replies": [], "ratings": [], "co": [], "last_lane": None}
+    return {"u": [], "r": [], "s": [], "c": [], "l": None}
 
 
 def extend(timeline: dict, tasks, events) -> dict:
     """A new timeline: `timeline` with these task rows (objects with created_at, unit_code, lane) and these
     events (dicts or rows with type, at, lane, payload, in log order) added."""
     out = {key: list(value) if isinstance(value, list) else value for key, value in timeline.items()}
+    seen = {(unit, lane) for _, unit, lane in out["u"]}
     for t in tasks:
-        out["tasks"].append([micros(t.created_at), t.unit_code, t.lane])
+        if (t.unit_code, t.lane) not in seen:
+            seen.add((t.unit_code, t.lane))
+            out["u"].append([micros(t.created_at), t.unit_code, t.lane])
     for ev in events:
         get = ev.get if isinstance(ev, dict) else lambda k, _ev=ev: getattr(_ev, k)
         type_, payload = get("type"), get("payload") or {}
         if type_ == "task_completed":
-            out["last_lane"] = get("lane")
+            out["l"] = get("lane")
             rating = (payload.get("data") or {}).get("rating") if isinstance(payload.get("data"), dict) else None
             if rating in RATINGS:
-                out["ratings"].append([micros(get("at")), rating])
+                out["s"].append([micros(get("at")), rating])
         elif type_ == "service_called" and payload.get("handler") == REPLY_HANDLER:
-            out["replies"].append([micros(get("at")), out["last_lane"]])
+            out["r"].append([micros(get("at")), out["l"]])
         elif type_ == "co_units_added":
             units = [u for u in payload.get("units") or () if isinstance(u, str)]
             if units:
-                out["co"].append([micros(get("at")), units])
+                out["c"].append([micros(get("at")), units])
     return out
 
 
@@ -90,21 +97,17 @@ def start(session, case_id: int) -> None:
     session.flush()  # the engine's sessions do not autoflush: `_row` must find it
 
 
-def record_tasks(session, case_id: int, tasks) -> None:
-    """Add new task rows to the case's timeline (CaseOperation.finish, with the rows themselves).
+def record(session, case_id: int, tasks=(), events=()) -> None:
+    """Add an operation's new task rows and appended events to the case's timeline, in its unit of work:
+    CaseOperation.finish passes both at once (one UPDATE), ledger.append_events the events of any other
+    writer of the log.
 
     A case started before the table existed has no row and gets none: the statistics rebuild its
     timeline from the records instead, which a partial row would silently contradict.
     """
-    if tasks and (row := _row(session, case_id)) is not None:
-        row.timeline = extend(row.timeline, tasks, ())
-
-
-def record_events(session, case_id: int, events) -> None:
-    """Add appended events to the case's timeline (ledger.append_events: every event passes there)."""
     events = [ev for ev in events if ev["type"] in FACT_EVENTS]
-    if events and (row := _row(session, case_id)) is not None:
-        row.timeline = extend(row.timeline, (), events)
+    if (tasks or events) and (row := _row(session, case_id)) is not None:
+        row.timeline = extend(row.timeline, tasks, events)
 
 
 def rebuild(session, case_ids) -> dict[int, dict]:
@@ -126,4 +129,4 @@ def rebuild(session, case_ids) -> dict[int, dict]:
 
 def canonical(timeline: dict) -> dict:
     """For comparing timelines: task rows of one instant in a fixed order (their insertion order is free)."""
-    return dict(timeline, tasks=sorted(timeline["tasks"], key=lambda t: (t[0], t[1] or "", t[2] or "")))
+    return dict(timeline, u=sorted(timeline["u"], key=lambda t: (t[0], t[1] or "", t[2] or "")))

@@ -81,7 +81,7 @@ def state_digest(workflow) -> bytes:
     return hashlib.sha256(_canonical_json(parts)).digest()
 
 
-def append_events(session, case, rows: list[dict], digest: bytes | None = None) -> bytes | None:
+def append_events(session, case, rows: list[dict], digest: bytes | None = None, facts: bool = True) -> bytes | None:
     """Insert `rows` (each with its seq already taken, consecutive) as one operation, chained.
 
     `digest` is the workflow's state digest after the operation; None means
@@ -90,7 +90,9 @@ def append_events(session, case, rows: list[dict], digest: bytes | None = None) 
     operation keeps it on the case row (`chain_hash`, `chain_seq`), so the next
     one chains without reading the log; the head is used only while its seq is
     the one just before `rows`, so an append that did not move it (a claim) makes
-    the next append read the log again, never chain to a stale head.
+    the next append read the log again, never chain to a stale head. The events are
+    added to the case's statistics timeline too (engine.store.case_facts) unless
+    `facts` is false: the caller records them itself.
     """
     if not rows:
         return None
@@ -111,5 +113,6 @@ def append_events(session, case, rows: list[dict], digest: bytes | None = None) 
         row["hash"] = prev_hash = event_hash(prev_hash, row)
         out.append(row)
     session.execute(insert(CaseEvent.__table__), out)
-    case_facts.record_events(session, case.id, out)
+    if facts:  # the case's statistics timeline (an engine operation records it with its task rows instead)
+        case_facts.record(session, case.id, events=out)
     return prev_hash
