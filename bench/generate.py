@@ -61,7 +61,7 @@ def templates(rt, n: int, seed: int, first: date):
 
     last = (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
     simulate(rt, first, last, seed, TimerService(rt, "generator").run_until_idle, cases_total=n)
-    from engine.store.case_facts import CaseFact
+    from engine.store.models import CaseFact
     from engine.store.models import Case, CaseEvent, CaseState, CaseTask, CaseUnit
     from engine.store.timer_models import CaseTimer, Supervision
 
@@ -100,7 +100,7 @@ def _shifted_timeline(timeline: dict, shift_us: int) -> dict:
 
 
 def clone(rt, cases, related, origin: datetime, n: int, first: date, years: int, seed: int) -> dict:
-    from engine.store.case_facts import CaseFact
+    from engine.store.models import CaseFact
     from engine.store.models import Case, CaseEvent, CaseState, CaseTask, CaseUnit
     from engine.store.timer_models import CaseTimer, Supervision
 

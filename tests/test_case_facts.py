@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from engine.services import assessment
 from engine.services import statistics as st
 from engine.store import case_facts
-from engine.store.case_facts import CaseFact
+from engine.store.models import CaseFact
 from engine.store.models import Case
 
 SH = ZoneInfo("Asia/Shanghai")

@@ -37,7 +37,7 @@ from engine import clock
 from engine.errors import Forbidden, InvalidInput, UnitNotFound
 from engine.rules.access import sees_all
 from engine.store import case_facts
-from engine.store.case_facts import CaseFact
+from engine.store.models import CaseFact
 from engine.store.base import UTCDateTime
 from engine.store.models import OPEN_SPAN, Case, CaseEvent, CaseTask
 from engine.store.timer_models import Supervision

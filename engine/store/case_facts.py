@@ -4,9 +4,10 @@ The statistics (engine/services/statistics.py) observe every case *as of* a peri
 units it had touched by then, the highest level it had reached, the level whose step produced
 its last reply, its ratings and its co-handling units. Read from the records, that is every
 task row and every completed-task event of a month's cases, and the events' form payloads
-decoded in Python — seconds at city scale. So each case also carries one `case_fact` row: a
-timeline of exactly those facts, each stamped with the instant it happened (integer
-microseconds since the epoch, so an as-of comparison is exact):
+decoded in Python — seconds at city scale. So each case also carries one `case_fact` row (the
+table is in models.py; this module keeps it): a timeline of exactly those facts, each stamped
+with the instant it happened (integer microseconds since the epoch, so an as-of comparison is
+exact):
 
     {"u": [[t, unit, lane], ...],     # user task rows: the first of each (unit, lane), when it was created
      "r": [[t, lane], ...],           # each unified reply, with the lane of the last task completed
@@ -30,25 +31,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, ForeignKey, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import select
 
-from engine.store.base import Base
-from engine.store.models import CaseEvent, CaseTask
+from engine.store.models import CaseEvent, CaseFact, CaseTask
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 REPLY_HANDLER = "unified_reply"
 RATINGS = ("satisfied", "basically_satisfied", "dissatisfied", "not_implemented")
 FACT_EVENTS = ("task_completed", "service_called", "co_units_added")
-
-
-class CaseFact(Base):
-    """One row per case: its statistics timeline (see the module docstring)."""
-
-    __tablename__ = "case_fact"
-
-    case_id: Mapped[int] = mapped_column(ForeignKey("dispute_case.id"), primary_key=True, autoincrement=False)
-    timeline: Mapped[dict] = mapped_column(JSON)
 
 
 def micros(instant: datetime) -> int:

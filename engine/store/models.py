@@ -150,6 +150,15 @@ class CaseUnit(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class CaseFact(Base):
+    """One row per case: its statistics timeline (what engine.store.case_facts keeps and documents)."""
+
+    __tablename__ = "case_fact"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("dispute_case.id"), primary_key=True, autoincrement=False)
+    timeline: Mapped[dict] = mapped_column(JSON)
+
+
 class CaseTask(Base):
     """A user task of a case as the task lists see it (a projection kept in step with the workflow)."""
 
