@@ -212,6 +212,7 @@ class CaseOperation:
         self.is_new_case = False
         self._new_rows: dict[str, CaseTask] = {}
         self._facts_recorded: set = set()  # task rows already in the case's statistics timeline (case_fact)
+        self._fact_row = vars(case).get("_fact_row")  # that timeline's row, when read with the case
         self.ctx = HandlerContext(self)
         self.script_engine = CaseScriptEngine(SandboxEnvironment(rt.functions, self._call_service))
         if workflow is None:
@@ -354,11 +355,6 @@ class CaseOperation:
         self.case.state = dump_workflow(self.workflow)
         self.case.serializer_version = SERIALIZER_VERSION
         self.case.updated_at = self.now
-        if self.is_new_case and not self._facts_recorded:
-            if self.case.id is None:
-                self.session.flush()  # the new case's id, for its timeline's row
-            case_facts.start(self.session, self.case.id)
-            self._facts_recorded.add(None)  # the row exists from the first finish on
         rows = []
         for ev in self.pending_events:
             self.case.last_seq = (self.case.last_seq or 0) + 1
@@ -368,7 +364,10 @@ class CaseOperation:
                                                  facts=False)
             self.case.chain_seq = self.case.last_seq
         fresh = [r for key, r in self._new_rows.items() if key not in self._facts_recorded]
-        case_facts.record(self.session, self.case.id, fresh, rows)  # one update of the case's timeline
+        if self.is_new_case and self._fact_row is None:  # the new case's timeline: one INSERT
+            self._fact_row = case_facts.start(self.session, self.case.id, fresh, rows)
+        else:  # one UPDATE of the timeline read with the case (lock_task), or read now
+            self._fact_row = case_facts.record(self.session, self.case.id, fresh, rows, self._fact_row)
         self._facts_recorded.update(r.id for r in fresh)
         self._record_units()
         self.pending_events = []

@@ -90,7 +90,7 @@ def lock_task(rt, session, task_id) -> tuple[CaseTask, Case]:
             .where(CaseTask.id == key)).first()
         if got is None:
             raise TaskNotFound(f"task {task_id} does not exist")
-        row, case, state = got[:3]
+        row, case, state, fact = got[:4]
     else:
         case = session.scalar(select(Case).where(Case.id == select(CaseTask.case_id).where(CaseTask.id == key)
                                                  .scalar_subquery()).with_for_update())
@@ -100,8 +100,9 @@ def lock_task(rt, session, task_id) -> tuple[CaseTask, Case]:
             select(CaseTask, CaseState, CaseFact).outerjoin(CaseState, CaseState.case_id == CaseTask.case_id)
             .outerjoin(CaseFact, CaseFact.case_id == CaseTask.case_id), CaseTask.case_id)
             .where(CaseTask.id == key)).one()
-        row, state = got[:2]
+        row, state, fact = got[:3]
     set_committed_value(case, "state_row", state)
+    vars(case)["_fact_row"] = fact  # held by the case: the session keeps loaded rows only weakly
     keep_callback_source(case, got)
     return row, case
 

@@ -77,27 +77,28 @@ def extend(timeline: dict, tasks, events) -> dict:
     return out
 
 
-def _row(session, case_id: int) -> CaseFact | None:
-    return session.get(CaseFact, case_id)  # the identity map's, or one SELECT
+def start(session, case_id: int, tasks, events) -> CaseFact:
+    """A new case's timeline, in the unit of work that starts the case."""
+    row = CaseFact(case_id=case_id, timeline=extend(empty(), tasks, [ev for ev in events if ev["type"] in FACT_EVENTS]))
+    session.add(row)
+    return row
 
 
-def start(session, case_id: int) -> None:
-    """A new case's (empty) timeline, in the unit of work that starts the case."""
-    session.add(CaseFact(case_id=case_id, timeline=empty()))
-    session.flush()  # the engine's sessions do not autoflush: `_row` must find it
-
-
-def record(session, case_id: int, tasks=(), events=()) -> None:
+def record(session, case_id: int, tasks=(), events=(), row: CaseFact | None = None) -> CaseFact | None:
     """Add an operation's new task rows and appended events to the case's timeline, in its unit of work:
-    CaseOperation.finish passes both at once (one UPDATE), ledger.append_events the events of any other
-    writer of the log.
+    CaseOperation.finish passes both at once (one UPDATE) with the row it read with the case, and
+    ledger.append_events the events of any other writer of the log. Returns the row (None: it has none).
 
     A case started before the table existed has no row and gets none: the statistics rebuild its
     timeline from the records instead, which a partial row would silently contradict.
     """
     events = [ev for ev in events if ev["type"] in FACT_EVENTS]
-    if (tasks or events) and (row := _row(session, case_id)) is not None:
+    if not tasks and not events:
+        return row
+    row = row if row is not None else session.get(CaseFact, case_id)
+    if row is not None:
         row.timeline = extend(row.timeline, tasks, events)
+    return row
 
 
 def rebuild(session, case_ids) -> dict[int, dict]:
