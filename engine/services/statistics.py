@@ -177,8 +177,8 @@ def _case_facts(rt, session, rows, as_of: datetime, with_events: bool) -> list[C
     """The facts of these cases as of `as_of`, from their statistics timelines (engine.store.case_facts):
     one row per case, read with the case (`_with_timeline`), instead of its task rows and events; a case
     without one (started before there were timelines) has it rebuilt from those."""
-    timelines = {r.id: r.timeline for r in rows if r.timeline is not None}
-    for chunk in _chunks([r.id for r in rows if r.timeline is None]):
+    timelines = {r.id: r.timeline for r in rows if case_facts.readable(r.timeline)}
+    for chunk in _chunks([r.id for r in rows if r.id not in timelines]):
         timelines.update(case_facts.rebuild(session, chunk))
     cut = case_facts.micros(as_of)
     return [_fold(rt, r, timelines[r.id], as_of, cut, with_events) for r in rows]

@@ -47,6 +47,12 @@ def micros(instant: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def readable(timeline) -> bool:
+    """A timeline in this module's shape (anything else, e.g. a row written by a development build in
+    another shape, is rebuilt from the records by the statistics rather than misread)."""
+    return isinstance(timeline, dict) and all(isinstance(timeline.get(key), list) for key in ("u", "r", "s", "c"))
+
+
 def empty() -> dict:
     return {"u": [], "r": [], "s": [], "c": [], "l": None}
 
@@ -96,7 +102,7 @@ def record(session, case_id: int, tasks=(), events=(), row: CaseFact | None = No
     if not tasks and not events:
         return row
     row = row if row is not None else session.get(CaseFact, case_id)
-    if row is not None:
+    if row is not None and readable(row.timeline):  # an unreadable one is left to be rebuilt, never guessed at
         row.timeline = extend(row.timeline, tasks, events)
     return row
 
