@@ -100,3 +100,14 @@ def rules_command(actor):
     r = run_service(assessment.deploy_rules, runtime(), actor)
     state = "deployed" if r["new"] else "unchanged"
     click.echo(f"assessment rules v{r['version']} (from {r['effective_from']}) {state}")
+
+
+@report_cli.command("timelines")
+@click.option("--batch", default=500, type=click.IntRange(min=1), help="Cases per transaction (default 500).")
+@with_appcontext
+def timelines_command(batch):
+    """Write the statistics timeline of every case that has none (started before migration d_h11f)."""
+    from engine.services import statistics
+
+    result = run_service(statistics.backfill_timelines, runtime(), batch)
+    click.echo(f"timelines written: {result['written']}")

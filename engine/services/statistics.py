@@ -736,6 +736,22 @@ def without_cycle_collection():
             gc.enable()
 
 
+def backfill_timelines(rt, batch: int = 500) -> dict:
+    """Give every case a readable statistics timeline (engine.store.case_facts), rebuilt from its records:
+    the cases started before migration d_h11f, whose timelines the figures otherwise rebuild on every
+    read. One transaction per batch of cases, each case locked while its timeline is written; safe to run
+    beside the engine, and to run again (only what is missing or unreadable is written)."""
+    done, last_id = 0, 0
+    while True:
+        with rt.db.write() as session:
+            ids = list(session.scalars(select(Case.id).where(Case.id > last_id).order_by(Case.id).limit(batch)
+                                       .with_for_update()))
+            if not ids:
+                return {"written": done}
+            done += case_facts.backfill(session, ids)
+        last_id = ids[-1]
+
+
 def _assemble(rt, facts: Facts, scope, group_by, category, channel) -> dict:
     def keep(obj_units, cat, ch):
         return ((scope is None or bool(obj_units & scope)) and (category is None or cat == category)

@@ -127,3 +127,18 @@ def rebuild(session, case_ids) -> dict[int, dict]:
 def canonical(timeline: dict) -> dict:
     """For comparing timelines: task rows of one instant in a fixed order (their insertion order is free)."""
     return dict(timeline, u=sorted(timeline["u"], key=lambda t: (t[0], t[1] or "", t[2] or "")))
+
+
+def backfill(session, case_ids) -> int:
+    """Write the timelines of these cases that have none, or one in a shape this module does not read,
+    rebuilt from the records. The caller holds the cases' locks, so no step of theirs runs meanwhile
+    (a step never creates a missing row: it would start from an empty timeline). Returns how many."""
+    ids = list(case_ids)
+    rows = {r.case_id: r for r in session.scalars(select(CaseFact).where(CaseFact.case_id.in_(ids)))}
+    stale = [i for i in ids if i not in rows or not readable(rows[i].timeline)]
+    for case_id, timeline in rebuild(session, stale).items():
+        if case_id in rows:
+            rows[case_id].timeline = timeline
+        else:
+            session.add(CaseFact(case_id=case_id, timeline=timeline))
+    return len(stale)
