@@ -33,9 +33,8 @@ def stored_bytes(rt, first_id: int, n_cases: int) -> tuple[float, float | None]:
     state, tasks, events, statistics timeline, outbox, timers, supervision records). On PostgreSQL also
     pg_column_size of those rows (after TOAST compression, without indexes).
     """
-    from engine.store.models import CaseFact
     from engine.store.db import json_dumps
-    from engine.store.models import Case, CaseEvent, CaseState, CaseTask, CaseUnit, Outbox
+    from engine.store.models import Case, CaseEvent, CaseFact, CaseState, CaseTask, CaseUnit, Outbox
     from engine.store.timer_models import CaseTimer, Supervision
 
     models = [Case, CaseState, CaseUnit, CaseTask, CaseEvent, CaseFact, Outbox, CaseTimer, Supervision]

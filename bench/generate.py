@@ -61,8 +61,7 @@ def templates(rt, n: int, seed: int, first: date):
 
     last = (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
     simulate(rt, first, last, seed, TimerService(rt, "generator").run_until_idle, cases_total=n)
-    from engine.store.models import CaseFact
-    from engine.store.models import Case, CaseEvent, CaseState, CaseTask, CaseUnit
+    from engine.store.models import Case, CaseEvent, CaseFact, CaseState, CaseTask, CaseUnit
     from engine.store.timer_models import CaseTimer, Supervision
 
     def rows(session, model, case_ids):
@@ -93,6 +92,9 @@ def _copy(conn, table: str, rows: list[dict]) -> None:
                 copy.write_row([Json(v) if isinstance(v, (dict, list)) else v for v in (row[c] for c in columns)])
 
 
+MICROSECOND = timedelta(microseconds=1)
+
+
 def _shifted_timeline(timeline: dict, shift_us: int) -> dict:
     """A statistics timeline (engine.store.case_facts) moved by `shift_us` microseconds, as its case is."""
     return dict(timeline, **{key: [[entry[0] + shift_us, *entry[1:]] for entry in timeline[key]]
@@ -100,8 +102,7 @@ def _shifted_timeline(timeline: dict, shift_us: int) -> dict:
 
 
 def clone(rt, cases, related, origin: datetime, n: int, first: date, years: int, seed: int) -> dict:
-    from engine.store.models import CaseFact
-    from engine.store.models import Case, CaseEvent, CaseState, CaseTask, CaseUnit
+    from engine.store.models import Case, CaseEvent, CaseFact, CaseState, CaseTask, CaseUnit
     from engine.store.timer_models import CaseTimer, Supervision
 
     rng = random.Random(seed)
@@ -136,7 +137,7 @@ def clone(rt, cases, related, origin: datetime, n: int, first: date, years: int,
         # A case still open in its template is placed in the span's last month, as open cases are recent.
         offset = span if t["closed_at"] is None else rng.uniform(0, span)
         shift = base + timedelta(seconds=offset) - origin
-        shift_us = (shift.days * 86_400 + shift.seconds) * 1_000_000 + shift.microseconds
+        shift_us = shift // MICROSECOND
         case_id = next_id + k
         created = t["created_at"] + shift
         year = created.astimezone(rt.tz).year

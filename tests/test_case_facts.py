@@ -16,8 +16,7 @@ from sqlalchemy import delete, select, update
 from engine.services import assessment
 from engine.services import statistics as st
 from engine.store import case_facts
-from engine.store.models import CaseFact
-from engine.store.models import Case
+from engine.store.models import Case, CaseFact
 
 SH = ZoneInfo("Asia/Shanghai")
 PERIODS = ((date(2025, 1, 1), date(2025, 1, 31)), (date(2025, 2, 1), date(2025, 2, 28)),
@@ -50,7 +49,6 @@ def test_timelines_equal_a_recomputation_from_the_log_on_a_simulated_quarter(rt,
         stored = dict(session.execute(select(CaseFact.case_id, CaseFact.timeline)).all())
         rebuilt = case_facts.rebuild(session, ids)
     assert len(ids) >= 140 and set(stored) == set(ids)
-    _debug(stored, rebuilt)
     assert {i: case_facts.canonical(t) for i, t in stored.items()} == \
         {i: case_facts.canonical(t) for i, t in rebuilt.items()}
     # the quarter exercises what the timelines hold: replies at several levels, ratings, unit hand-offs
@@ -84,12 +82,3 @@ def test_timelines_equal_a_recomputation_from_the_log_on_a_simulated_quarter(rt,
     assert {i: case_facts.canonical(t) for i, t in stored.items()} == \
         {i: case_facts.canonical(t) for i, t in rebuilt.items()}
 
-
-def _debug(stored, rebuilt):
-    for i in stored:
-        a, b = case_facts.canonical(stored[i]), case_facts.canonical(rebuilt[i])
-        if a != b:
-            for k in a:
-                if a[k] != b[k]:
-                    print(i, k, "\nstored ", a[k], "\nrebuilt", b[k])
-            break

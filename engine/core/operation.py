@@ -116,7 +116,7 @@ class HandlerContext:
             return []
         query = select(AppUser.username).where(AppUser.unit_code == unit, AppUser.active.is_(True))
         if role:
-            roles = {role} | {name for name, rule in self.tables.roles.items() if role in rule.acts_for}
+            roles = self.tables.holders_of(role)
             query = query.where(AppUser.id.in_(select(UserRole.user_id).where(UserRole.role.in_(sorted(roles)))))
         return list(self._op.session.scalars(query.order_by(AppUser.username)))
 

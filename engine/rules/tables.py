@@ -77,6 +77,10 @@ class Tables:
     def route(self, category: str) -> Route:
         return self.routes[category]
 
+    def holders_of(self, role: str) -> set[str]:
+        """The roles whose users may hold a task of `role`: itself and every role that acts for it."""
+        return {role} | {name for name, rule in self.roles.items() if role in rule.acts_for}
+
     def level_of(self, unit_code: str) -> str | None:
         return self.org.level_of(unit_code)
 

@@ -152,6 +152,11 @@ def _score(rt, session, month: str, rules: dict, facts: st.Facts | None = None) 
 
 
 def _compute(rt, session, month: str) -> dict:
+    with st.without_cycle_collection():
+        return _scored_month(rt, session, month)
+
+
+def _scored_month(rt, session, month: str) -> dict:
     row = _rules_for(session, month)
     rules = parse_rules(row.source, f"{RULES_FILE} v{row.version}")
     facts = st.load_facts(rt, session, st.month_period(rt, month))
@@ -187,8 +192,7 @@ def monthly_assessment(rt, month: str) -> dict:
         if row is not None:
             return {**row.payload, "closed": True, "closed_at": row.closed_at.isoformat(),
                     "closed_by": row.closed_by, "sha256": row.sha256}
-        with st.without_cycle_collection():
-            return {**_compute(rt, session, month), "closed": False}
+        return {**_compute(rt, session, month), "closed": False}
 
 
 def _digest(payload: dict) -> str:

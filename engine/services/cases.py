@@ -38,9 +38,8 @@ from engine.services import incidents
 from engine.services.observe import observed
 from engine.services.tracking import issue_tracking_code
 from engine.services.views import case_summary, case_view, event_view, open_rows_by_case, task_view
-from engine.store.models import CaseFact
 from engine.store.client_models import CaseSource
-from engine.store.models import Case, CaseEvent, CaseState, CaseTask
+from engine.store.models import Case, CaseEvent, CaseFact, CaseState, CaseTask
 from engine.store.timer_models import CaseTimer
 
 SYSTEM = "system"

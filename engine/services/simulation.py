@@ -159,7 +159,7 @@ class _Run:
     def handler_of(self, unit: str | None) -> str:
         """A handler of the unit (the sign-for names one who must be), or a name when the unit has no accounts."""
         if self.handlers is None:
-            roles = {"handler"} | {name for name, rule in self.rt.tables.roles.items() if "handler" in rule.acts_for}
+            roles = self.rt.tables.holders_of("handler")
             self.handlers = defaultdict(list)
             with self.rt.db.read() as session:
                 for code, username in session.execute(

@@ -37,18 +37,18 @@ from engine import clock
 from engine.errors import Forbidden, InvalidInput, UnitNotFound
 from engine.rules.access import sees_all
 from engine.store import case_facts
-from engine.store.models import CaseFact
 from engine.store.base import UTCDateTime
-from engine.store.models import OPEN_SPAN, Case, CaseEvent, CaseTask
+from engine.store.models import OPEN_SPAN, Case, CaseEvent, CaseFact, CaseTask
 from engine.store.timer_models import Supervision
 
 LEVELS = ("community", "street", "department", "district_coordination", "city_coordination",
           "joint_meeting", "supervision")
-RATINGS = ("satisfied", "basically_satisfied", "dissatisfied", "not_implemented")
+RATINGS = case_facts.RATINGS
 GOOD_RATINGS = frozenset({"satisfied", "basically_satisfied"})
 BAD_RATINGS = frozenset({"dissatisfied", "not_implemented"})
 GROUPINGS = ("unit", "category", "channel", "level", "community")
-REFUSED, TRANSFERRED, CO_UNITS_ADDED = "case_refused", "case_transferred", "co_units_added"  # handling events
+REFUSED, TRANSFERRED = "case_refused", "case_transferred"  # handling events
+CO_UNITS_ADDED = case_facts.CO_UNITS_ADDED
 BASES = ("accepted", "reported")
 SIGN_FOR_STEPS = frozenset({"sign_for", "co_sign_for"})  # a co-handling unit signs for its part too
 HANDLING_STEPS = frozenset({"handle", "co_handle"})
@@ -274,7 +274,7 @@ def _read_outcomes(rt, session, facts: dict[int, CaseFacts], as_of: datetime) ->
                 last_lane[case_id] = lane
                 if rating in RATINGS:
                     facts[case_id].ratings.append(rating)
-            elif handler == "unified_reply":
+            elif handler == case_facts.REPLY_HANDLER:
                 lane_of_reply = last_lane.get(case_id)
                 facts[case_id].resolved_level = lanes[lane_of_reply].level if lane_of_reply in lanes else None
         for case_id, payload in session.execute(  # rare: the whole payload is read only for these

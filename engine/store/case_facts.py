@@ -29,22 +29,23 @@ checks on a simulated quarter that the incremental rows equal the rebuilt ones.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
 from engine.store.models import CaseEvent, CaseFact, CaseTask
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-REPLY_HANDLER = "unified_reply"
+MICROSECOND = timedelta(microseconds=1)
+REPLY_HANDLER = "unified_reply"  # the service task whose call is the case's reply (统一回告)
 RATINGS = ("satisfied", "basically_satisfied", "dissatisfied", "not_implemented")
-FACT_EVENTS = ("task_completed", "service_called", "co_units_added")
+CO_UNITS_ADDED = "co_units_added"  # the handling event naming co-handling units
+FACT_EVENTS = ("task_completed", "service_called", CO_UNITS_ADDED)
 
 
 def micros(instant: datetime) -> int:
     """An aware instant as integer microseconds since the epoch (exact, and ordered as the instants are)."""
-    delta = instant - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (instant - EPOCH) // MICROSECOND
 
 
 def readable(timeline) -> bool:
@@ -76,7 +77,7 @@ def extend(timeline: dict, tasks, events) -> dict:
                 out["s"].append([micros(get("at")), rating])
         elif type_ == "service_called" and payload.get("handler") == REPLY_HANDLER:
             out["r"].append([micros(get("at")), out["l"]])
-        elif type_ == "co_units_added":
+        elif type_ == CO_UNITS_ADDED:
             units = [u for u in payload.get("units") or () if isinstance(u, str)]
             if units:
                 out["c"].append([micros(get("at")), units])
@@ -85,7 +86,7 @@ def extend(timeline: dict, tasks, events) -> dict:
 
 def start(session, case_id: int, tasks, events) -> CaseFact:
     """A new case's timeline, in the unit of work that starts the case."""
-    row = CaseFact(case_id=case_id, timeline=extend(empty(), tasks, [ev for ev in events if ev["type"] in FACT_EVENTS]))
+    row = CaseFact(case_id=case_id, timeline=extend(empty(), tasks, events))
     session.add(row)
     return row
 

@@ -25,8 +25,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    literal_column,
 )
-from sqlalchemy import func, literal_column
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.store.base import Base, UTCDateTime
