@@ -13,6 +13,7 @@ from engine.services import cases
 from engine.services.instance import instance_purpose, mark_instance, practice_clock
 from engine.store.models import Case, CaseEvent
 from engine.store.settings_models import InstanceSetting
+from engine.store.timer_models import CaseTimer
 from tests.conftest import T0
 from tests.support import intake
 from timers import TimerService
@@ -75,7 +76,14 @@ def test_timers_fire_at_their_instants_on_a_sped_up_clock(rt):
                         Case.case_no == case["case_no"], CaseEvent.type == "timer_fired")).all()
                     return [r.payload for r in rows] if len(rows) >= 2 else None
 
-            payloads = wait_for(fired, timeout=real_wait + 30, what="the warning and deadline timers to fire")
+            try:
+                payloads = wait_for(fired, timeout=real_wait + 60, what="the warning and deadline timers to fire")
+            except AssertionError as exc:
+                with rt.db.read() as session:
+                    timers = [(t.id, t.due_at, t.claimed_by, t.lease_until, t.retry_at, t.incident_id)
+                              for t in session.scalars(select(CaseTimer))]
+                raise AssertionError(f"{exc}; now {clock_mod.now()}, outcomes {service.outcomes}, "
+                                     f"timers {timers}, jobs {service.scheduler.get_jobs()}") from None
         finally:
             service.stop()
     assert [p["kind"] for p in payloads] == ["warn", "due"]

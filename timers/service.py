@@ -133,14 +133,15 @@ class TimerService:
         self.scheduler.start()
         # Every `refill_seconds` of real time, whatever the clock's speed (read once, at start).
         every = clock.get_clock().span(timedelta(seconds=self.refill_seconds))
+        # start_date on the application's clock: APScheduler's own default reads the real one.
         self.scheduler.add_job(self.refill, "interval", seconds=every.total_seconds(), id="refill",
-                               next_run_time=clock.now())
+                               start_date=clock.now(), next_run_time=clock.now())
         beat_every = clock.get_clock().span(timedelta(seconds=self.heartbeat_seconds))
         self.scheduler.add_job(self.beat, "interval", seconds=beat_every.total_seconds(), id="heartbeat",
-                               next_run_time=clock.now())
+                               start_date=clock.now(), next_run_time=clock.now())
         if self.outbox is not None:
             self.scheduler.add_job(self.outbox.run_until_idle, "interval", seconds=self.outbox.settings.poll_seconds,
-                                   id="outbox", next_run_time=clock.now())
+                                   id="outbox", start_date=clock.now(), next_run_time=clock.now())
         log.info("timer service %s started with %d firing thread(s)", self.worker, self.threads)
         return self
 
