@@ -357,3 +357,28 @@ def test_working_days_between_counts_as_walking_day_by_day(cal):
             d += timedelta(days=1)
             expected += cal.is_working_day(d)
         assert cal.working_days_between(a, b) == expected, (a, b)
+
+
+@pytest.mark.parametrize("tz", ["Asia/Shanghai", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"])
+def test_local_dates_and_working_days_from_microseconds_equal_the_aware_datetimes(tz):
+    """The statistics read instants as integer microseconds: the local date and the working days between
+    two instants come out exactly as from aware datetimes, across changes of offset (DST, half hours)."""
+    cal = WorkingCalendar(tz)
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    instants = [datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=97 * i, microseconds=i)
+                for i in range(0, 6000)]
+    # each side of every change of offset in 2024, to the microsecond
+    for day in range(366):
+        noon = datetime(2024, 1, 1, 12, tzinfo=timezone.utc) + timedelta(days=day)
+        if (noon - timedelta(days=1)).astimezone(ZoneInfo(tz)).utcoffset() != noon.astimezone(ZoneInfo(tz)).utcoffset():
+            t = noon - timedelta(days=1)
+            while t.astimezone(ZoneInfo(tz)).utcoffset() == (noon - timedelta(days=1)).astimezone(ZoneInfo(tz)).utcoffset():
+                t += timedelta(minutes=1)
+            instants += [t - timedelta(microseconds=1), t, t + timedelta(microseconds=1)]
+    instants.sort()
+    micros = [(i - epoch) // timedelta(microseconds=1) for i in instants]
+    for instant, us in zip(instants, micros):
+        assert cal.local_date_of_micros(us) == instant.astimezone(ZoneInfo(tz)).date(), instant
+    for a, b, ua, ub in zip(instants, instants[37:], micros, micros[37:]):
+        assert cal.working_days_between_micros(ua, ub) == cal.working_days_between(a, b)
+        assert cal.working_days_between_micros(ub, ua) == cal.working_days_between(b, a) == 0

@@ -44,6 +44,12 @@ OVERRIDES_FILE = "calendar_overrides.toml"
 TIME_LIMITS_FILE = "time_limits.toml"
 
 _ONE_DAY = timedelta(days=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_MICROSECOND = timedelta(microseconds=1)
+_HOUR_US, _DAY_US = 3_600_000_000, 86_400_000_000
+_HOUR_LAST = timedelta(hours=1) - _MICROSECOND
+_UNKNOWN = object()
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,7 @@ class WorkingCalendar:
         self._day_cache: dict[date, tuple[bool, bool]] = {}
         self._year_counts: dict[int, list[int]] = {}  # per year: working days from 1 January up to each day
         self._between: dict[tuple[date, date], int] = {}  # working_days_between of two local dates
+        self._hour_offsets: dict[int, int | None] = {}  # local_date_of_micros: UTC offset per UTC hour
         self._warned_years: set[int] = set()
         self._lock = threading.Lock()
         if self.overrides_path is not None:
@@ -378,7 +385,35 @@ class WorkingCalendar:
         _require_aware(end, "end")
         if end <= start:
             return 0
-        a, b = start.astimezone(self.tz).date(), end.astimezone(self.tz).date()
+        return self.working_days_after(start.astimezone(self.tz).date(), end.astimezone(self.tz).date())
+
+    def working_days_between_micros(self, start: int, end: int) -> int:
+        """`working_days_between` of two instants given as integer microseconds since the epoch (how the
+        statistics read a period's steps: compared as integers, never as aware datetimes)."""
+        if end <= start:
+            return 0
+        return self.working_days_after(self.local_date_of_micros(start), self.local_date_of_micros(end))
+
+    def local_date_of_micros(self, instant: int) -> date:
+        """The local date of an instant given as microseconds since the epoch: the UTC offset is looked up
+        once per UTC hour (exact whenever it holds for the whole hour, as it does but in the hour of a
+        change of offset, which is converted instant by instant)."""
+        hour = instant // _HOUR_US
+        offset = self._hour_offsets.get(hour, _UNKNOWN)
+        if offset is _UNKNOWN:
+            if len(self._hour_offsets) > 200_000:  # a long-running server: bounded
+                self._hour_offsets.clear()
+            first = _EPOCH + timedelta(microseconds=hour * _HOUR_US)
+            a, b = first.astimezone(self.tz).utcoffset(), (first + _HOUR_LAST).astimezone(self.tz).utcoffset()
+            offset = self._hour_offsets[hour] = a // _MICROSECOND if a == b else None
+        if offset is None:
+            return (_EPOCH + timedelta(microseconds=instant)).astimezone(self.tz).date()
+        return date.fromordinal(_EPOCH_ORDINAL + (instant + offset) // _DAY_US)
+
+    def working_days_after(self, a: date, b: date) -> int:
+        """Working days after local date `a` up to and including `b` (0 when b is not after a)."""
+        if b <= a:
+            return 0
         found = self._between.get((a, b))
         if found is None:
             if len(self._between) > 100_000:  # a long-running server: bounded

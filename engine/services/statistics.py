@@ -37,7 +37,7 @@ from engine import clock
 from engine.errors import Forbidden, InvalidInput, UnitNotFound
 from engine.rules.access import sees_all
 from engine.store import case_facts
-from engine.store.base import UTCDateTime
+from engine.store.base import UTCDateTime, epoch_micros
 from engine.store.models import OPEN_SPAN, Case, CaseEvent, CaseFact, CaseTask
 from engine.store.timer_models import Supervision
 
@@ -134,10 +134,11 @@ class StepFacts:
     community: str
     level: str | None
     state: str
-    created_at: datetime
-    ended_at: datetime | None
-    due_at: datetime | None
-    warn_at: datetime | None
+    # instants as integer microseconds since the epoch (engine.store.base.epoch_micros), compared as integers
+    created: int
+    ended: int | None               # None: not ended by the period's end
+    due: int | None
+    warn: int | None
     units: frozenset[str] = frozenset()
     taken_days: int | None = None  # completed in the period: working days from ready to completed
     limit_days: int | None = None  # ... and from ready to its deadline
@@ -344,8 +345,6 @@ def load_facts(rt, session, p: Period, from_records: bool = False) -> Facts:
             .where(Supervision.id.in_(select(touched.c.id))))]
     for c in cases:
         _judge_case(c, p)
-    for s in steps:
-        _judge_step(s, p)
     return Facts(p, cases, steps, supervision, backlog, _handling_facts(rt, session, p, as_of))
 
 
@@ -377,8 +376,9 @@ def _step_facts(rt, session, p: Period, as_of: datetime) -> list[StepFacts]:
     # A step of the activity ended, fell due or turned yellow in the period: three disjoint index ranges
     # (statistics_indexes; due_at's own) read as one UNION ALL, never an OR across the columns nor a
     # join of the whole task table against the ids, which both scan every step of the city.
-    columns = (CaseTask.bpmn_id, CaseTask.unit_code, CaseTask.lane, CaseTask.state, CaseTask.created_at,
-               CaseTask.ended_at, CaseTask.due_at, CaseTask.warn_at,
+    columns = (CaseTask.bpmn_id, CaseTask.unit_code, CaseTask.lane, CaseTask.state,
+               *(epoch_micros(col) for col in (CaseTask.created_at, CaseTask.ended_at, CaseTask.due_at,
+                                               CaseTask.warn_at)),
                Case.case_no, Case.category, Case.channel, Case.community_code)
 
     def within(col):
@@ -394,20 +394,22 @@ def _step_facts(rt, session, p: Period, as_of: datetime) -> list[StepFacts]:
                                        (within(CaseTask.warn_at), outside(CaseTask.ended_at),
                                         outside(CaseTask.due_at)))))
     out = []
-    days = rt.calendar.working_days_between
+    days = rt.calendar.working_days_between_micros
+    start, end = case_facts.micros(p.start), case_facts.micros(as_of)
     ancestors: dict[str, frozenset[str]] = {}
     levels = {name: rule.level for name, rule in lanes.items()}
     for bpmn_id, unit, lane, state, created, ended, due, warn, no, cat, ch, com in session.execute(stmt).all():
-        if ended is not None and ended >= as_of:
+        if ended is not None and ended >= end:
             ended = None
         units = ancestors.get(unit)
         if units is None and unit:
             units = ancestors[unit] = frozenset(_with_ancestors(rt.tables, [unit]))
-        step = StepFacts(no, bpmn_id, unit, cat, ch, com, levels.get(lane), state if ended else "open", created,
+        step = StepFacts(no, bpmn_id, unit, cat, ch, com, levels.get(lane), state if ended is not None else "open", created,
                          ended, due, warn, units or frozenset())
-        if ended is not None and state == "completed" and ended >= p.start:
+        if ended is not None and state == "completed" and ended >= start:
             step.taken_days = days(created, ended)
             step.limit_days = days(created, due) if due is not None else None
+        _judge_step(step, start, end)
         out.append(step)
     return out
 
@@ -427,17 +429,18 @@ def _judge_case(c: CaseFacts, p: Period) -> None:
         c.same_month = (closed.year, closed.month) == (accepted_local.year, accepted_local.month)
 
 
-def _judge_step(s: StepFacts, p: Period) -> None:
-    """What the figures below ask of one step: decided on time or late in the period (`_decided_steps`:
-    the on-time rates), turned yellow or red in it (`yellow_lights`, `red_lights`)."""
-    start, end = p.start, p.as_of()
-    if s.due_at is not None:
-        if s.ended_at is not None and s.state == "completed" and start <= s.ended_at:
-            s.decided = s.ended_at <= s.due_at
-        elif (s.ended_at is None or s.ended_at > s.due_at) and start <= s.due_at < end:
+def _judge_step(s: StepFacts, start: int, end: int) -> None:
+    """What the figures below ask of one step, the period being [start, end) in microseconds: decided on
+    time or late in the period (`_decided_steps`: the on-time rates), turned yellow or red in it
+    (`yellow_lights`, `red_lights`)."""
+    ended, due, warn = s.ended, s.due, s.warn
+    if due is not None:
+        if ended is not None and s.state == "completed" and start <= ended:
+            s.decided = ended <= due
+        elif (ended is None or ended > due) and start <= due < end:
             s.decided = False  # fell due in the period without being done in time (open, or cancelled by escalation)
-    s.yellow = s.warn_at is not None and start <= s.warn_at < end and (s.ended_at is None or s.ended_at > s.warn_at)
-    s.red = s.due_at is not None and start <= s.due_at < end and (s.ended_at is None or s.ended_at > s.due_at)
+    s.yellow = warn is not None and start <= warn < end and (ended is None or ended > warn)
+    s.red = due is not None and start <= due < end and (ended is None or ended > due)
 
 
 def _rate(numerator: int, denominator: int) -> dict:

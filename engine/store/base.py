@@ -9,8 +9,10 @@ from __future__ import annotations
 from datetime import timezone
 
 from sqlalchemy import MetaData
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.types import DateTime, TypeDecorator
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import BigInteger, DateTime, TypeDecorator
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -45,3 +47,25 @@ class UTCDateTime(TypeDecorator):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+class epoch_micros(FunctionElement):
+    """A UTCDateTime column as integer microseconds since the epoch, computed by the database: exact, ordered
+    as the instants are, and read as plain integers (the statistics compare tens of thousands of instants
+    of a period; integers cost a fraction of converting and comparing aware datetimes). NULL stays NULL."""
+
+    type = BigInteger()
+    inherit_cache = True
+    name = "epoch_micros"
+
+
+@compiles(epoch_micros, "postgresql")
+def _epoch_micros_postgresql(element, compiler, **kw):
+    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) * 1000000 AS BIGINT)"
+
+
+@compiles(epoch_micros, "sqlite")
+def _epoch_micros_sqlite(element, compiler, **kw):
+    # UTCDateTime stores naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff' (SQLAlchemy's SQLite DATETIME format).
+    col = compiler.process(element.clauses, **kw)
+    return f"(CAST(strftime('%s', {col}) AS INTEGER) * 1000000 + CAST(substr({col}, 21, 6) AS INTEGER))"
