@@ -9,10 +9,11 @@ templates are real cases on every path: resolved by the community, handled by a
 department, returned, rated dissatisfied and reworked, late and escalated, still open.
 Then it clones them, row for row — case, workflow state, units of the case, statistics timeline, task
 projection, events, timers, supervision records — each clone shifted to a random
-instant of the span (`--years` from `--from`), until N cases exist. Cloned events keep their template's hashes, so `flask audit verify`
-is not meant for generated cases: they exist to measure lists, statistics and
-assessments at city scale (bench/stats_bench.py, bench/list_bench.py). On PostgreSQL the
-clones are written with COPY.
+instant of the span (`--years` from `--from`), until N cases exist, written in the order of
+those instants as a city's cases arrive (ids and the rows' places on disk follow time).
+Cloned events keep their template's hashes, so `flask audit verify` is not meant for
+generated cases: they exist to measure lists, statistics and assessments at city scale
+(bench/stats_bench.py, bench/list_bench.py). On PostgreSQL the clones are written with COPY.
 It prints the time taken and rows written; `--schema` (PostgreSQL) keeps the data in a
 schema of that name for later benches (default: a new `gen_...` schema, printed).
 """
@@ -132,10 +133,13 @@ def clone(rt, cases, related, origin: datetime, n: int, first: date, years: int,
             written[name] += len(pending[name])
             pending[name].clear()
 
-    for k in range(n):
-        t = cases[k % len(cases)]
-        # A case still open in its template is placed in the span's last month, as open cases are recent.
-        offset = span if t["closed_at"] is None else rng.uniform(0, span)
+    # A case still open in its template is placed in the span's last month, as open cases are recent. The
+    # clones are written in the order of their instants, as a city's cases arrive: ids, case numbers and
+    # the rows' places on disk follow time, so a month's cases lie together as they do in production.
+    placed = sorted((span if cases[k % len(cases)]["closed_at"] is None else rng.uniform(0, span), k % len(cases))
+                    for k in range(n))
+    for k, (offset, template) in enumerate(placed):
+        t = cases[template]
         shift = base + timedelta(seconds=offset) - origin
         shift_us = shift // MICROSECOND
         case_id = next_id + k

@@ -387,15 +387,9 @@ class WorkingCalendar:
             return 0
         return self.working_days_after(start.astimezone(self.tz).date(), end.astimezone(self.tz).date())
 
-    def working_days_between_micros(self, start: int, end: int) -> int:
-        """`working_days_between` of two instants given as integer microseconds since the epoch (how the
-        statistics read a period's steps: compared as integers, never as aware datetimes)."""
-        if end <= start:
-            return 0
-        return self.working_days_after(self.local_date_of_micros(start), self.local_date_of_micros(end))
-
     def local_date_of_micros(self, instant: int) -> date:
-        """The local date of an instant given as microseconds since the epoch: the UTC offset is looked up
+        """The local date of an instant given as microseconds since the epoch (how the statistics read a
+        period's steps: compared as integers, never as aware datetimes): the UTC offset is looked up
         once per UTC hour (exact whenever it holds for the whole hour, as it does but in the hour of a
         change of offset, which is converted instant by instant)."""
         hour = instant // _HOUR_US

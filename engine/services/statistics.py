@@ -174,7 +174,7 @@ def _level_rank(level: str | None) -> int:
     return LEVELS.index(level) if level in LEVELS[:-1] else -1
 
 
-def _case_facts(rt, session, rows, as_of: datetime, with_events: bool) -> list[CaseFacts]:
+def _case_facts(rt, session, rows, as_of: datetime, with_events: bool, rollup: "_Rollup") -> list[CaseFacts]:
     """The facts of these cases as of `as_of`, from their statistics timelines (engine.store.case_facts):
     one row per case, read with the case (`_with_timeline`), instead of its task rows and events; a case
     without one (started before there were timelines) has it rebuilt from those."""
@@ -182,7 +182,7 @@ def _case_facts(rt, session, rows, as_of: datetime, with_events: bool) -> list[C
     for chunk in _chunks([r.id for r in rows if r.id not in timelines]):
         timelines.update(case_facts.rebuild(session, chunk))
     cut = case_facts.micros(as_of)
-    return [_fold(rt, r, timelines[r.id], as_of, cut, with_events) for r in rows]
+    return [_fold(rt, r, timelines[r.id], as_of, cut, with_events, rollup) for r in rows]
 
 
 def _with_timeline(stmt):
@@ -194,7 +194,7 @@ def _with_timeline(stmt):
                             .scalar_subquery().label("timeline"))
 
 
-def _fold(rt, r, timeline: dict, as_of: datetime, cut: int, with_events: bool) -> CaseFacts:
+def _fold(rt, r, timeline: dict, as_of: datetime, cut: int, with_events: bool, rollup: "_Rollup") -> CaseFacts:
     """One case's facts as of the instant `cut` (microseconds): what its timeline recorded before it."""
     lanes = rt.tables.lanes
     own = {r.community_code} | ({r.routed_unit} if r.routed_unit else set())
@@ -209,7 +209,7 @@ def _fold(rt, r, timeline: dict, as_of: datetime, cut: int, with_events: bool) -
             reached = level
     closed = r.closed_at if r.closed_at is not None and r.closed_at < as_of else None
     f = CaseFacts(r.id, r.case_no, r.category, r.channel, r.community_code, r.created_at, closed,
-                  frozenset(_with_ancestors(rt.tables, own)), frozenset(own), reached or "community")
+                  rollup(own), frozenset(own), reached or "community")
     if not with_events:
         return f
     f.ratings = [rating for at, rating in timeline["s"] if at < cut]
@@ -221,11 +221,12 @@ def _fold(rt, r, timeline: dict, as_of: datetime, cut: int, with_events: bool) -
     if co:  # a co-unit answers for the case as every unit on it does
         f.co_units = frozenset(co)
         f.own_units = f.own_units | f.co_units
-        f.units = f.units | frozenset(_with_ancestors(rt.tables, co))
+        f.units = f.units | rollup(co)
     return f
 
 
-def _case_facts_from_records(rt, session, rows, as_of: datetime, with_events: bool) -> list[CaseFacts]:
+def _case_facts_from_records(rt, session, rows, as_of: datetime, with_events: bool,
+                             rollup: "_Rollup") -> list[CaseFacts]:
     """The same facts read from the task rows and the event log directly: the recomputation the timelines
     are checked against (tests), and how they were read before there were timelines."""
     lanes = rt.tables.lanes
@@ -246,14 +247,14 @@ def _case_facts_from_records(rt, session, rows, as_of: datetime, with_events: bo
         closed = r.closed_at if r.closed_at is not None and r.closed_at < as_of else None
         own = {r.community_code, *units[r.id]} | ({r.routed_unit} if r.routed_unit else set())
         facts[r.id] = CaseFacts(r.id, r.case_no, r.category, r.channel, r.community_code, r.created_at, closed,
-                                frozenset(_with_ancestors(rt.tables, own)), frozenset(own),
+                                rollup(own), frozenset(own),
                                 reached.get(r.id, "community"))
     if with_events:
-        _read_outcomes(rt, session, facts, as_of)
+        _read_outcomes(rt, session, facts, as_of, rollup)
     return list(facts.values())
 
 
-def _read_outcomes(rt, session, facts: dict[int, CaseFacts], as_of: datetime) -> None:
+def _read_outcomes(rt, session, facts: dict[int, CaseFacts], as_of: datetime, rollup: "_Rollup") -> None:
     """From the event log: the level whose step produced the (last) reply, every rating, the co-units.
 
     Only the two payload fields the figures read are extracted, by the database (`rating` of a
@@ -289,7 +290,23 @@ def _read_outcomes(rt, session, facts: dict[int, CaseFacts], as_of: datetime) ->
         f = facts[case_id]
         f.co_units = frozenset(codes)
         f.own_units = f.own_units | f.co_units
-        f.units = f.units | frozenset(_with_ancestors(rt.tables, codes))
+        f.units = f.units | rollup(codes)
+
+
+class _Rollup:
+    """Units with all their ancestors (the roll-up), kept per set of units for one load of facts: a
+    city's month asks for a few hundred distinct sets tens of thousands of times."""
+
+    def __init__(self, tables):
+        self.tables = tables
+        self.memo: dict[frozenset[str], frozenset[str]] = {}
+
+    def __call__(self, codes) -> frozenset[str]:
+        key = codes if isinstance(codes, frozenset) else frozenset(codes)
+        found = self.memo.get(key)
+        if found is None:
+            found = self.memo[key] = frozenset(_with_ancestors(self.tables, key))
+        return found
 
 
 def _with_ancestors(tables, codes) -> set[str]:
@@ -316,7 +333,8 @@ def load_facts(rt, session, p: Period, from_records: bool = False) -> Facts:
     instant = Case.created_at if p.basis == "accepted" else _reported_column()
     cohort = session.execute(_with_timeline(select(*CASE_COLUMNS)).where(instant >= p.start, instant < p.end,
                                                                          Case.created_at < as_of)).all()
-    cases = read_cases(rt, session, cohort, as_of, with_events=True)
+    rollup = _Rollup(rt.tables)
+    cases = read_cases(rt, session, cohort, as_of, with_events=True, rollup=rollup)
     # open at the period's end: accepted before it and not closed by it. PostgreSQL: the GiST index over
     # each case's open span (created_at, closed_at]; SQLite: still open, or closed only after it (two
     # index ranges, not one OR scan).
@@ -327,17 +345,17 @@ def load_facts(rt, session, p: Period, from_records: bool = False) -> Facts:
         open_rows = session.execute(union_all(
             _with_timeline(select(*CASE_COLUMNS)).where(Case.closed_at.is_(None), Case.created_at < as_of),
             _with_timeline(select(*CASE_COLUMNS)).where(Case.closed_at >= as_of, Case.created_at < as_of))).all()
-    backlog = read_cases(rt, session, open_rows, as_of, with_events=False)
+    backlog = read_cases(rt, session, open_rows, as_of, with_events=False, rollup=rollup)
     days = rt.calendar.working_days_between
     for c in backlog:
         c.age_days = days(c.accepted_at, as_of)
-    steps = _step_facts(rt, session, p, as_of)
+    steps = _step_facts(rt, session, p, as_of, rollup)
     touched = union(*(select(Supervision.id).where(col >= p.start, col < as_of)
                       for col in (Supervision.opened_at, Supervision.closed_at))).subquery()
     supervision = [
         {"case_no": no, "unit": unit, "step": step, "opened": p.start <= opened < p.end,
          "closed": closed is not None and p.start <= closed < p.end,
-         "category": cat, "channel": ch, "community": com, "units": frozenset(_with_ancestors(rt.tables, [unit]))}
+         "category": cat, "channel": ch, "community": com, "units": rollup((unit,))}
         for no, unit, step, opened, closed, cat, ch, com in session.execute(
             select(Case.case_no, Supervision.unit_code, Supervision.step, Supervision.opened_at,
                    Supervision.closed_at, Case.category, Case.channel, Case.community_code)
@@ -345,10 +363,10 @@ def load_facts(rt, session, p: Period, from_records: bool = False) -> Facts:
             .where(Supervision.id.in_(select(touched.c.id))))]
     for c in cases:
         _judge_case(c, p)
-    return Facts(p, cases, steps, supervision, backlog, _handling_facts(rt, session, p, as_of))
+    return Facts(p, cases, steps, supervision, backlog, _handling_facts(rt, session, p, as_of, rollup))
 
 
-def _handling_facts(rt, session, p: Period, as_of: datetime) -> list[dict]:
+def _handling_facts(rt, session, p: Period, as_of: datetime, rollup: _Rollup) -> list[dict]:
     """The refusals and transfers recorded in the period, each on the unit that refused or handed the case on."""
     lanes = rt.tables.lanes
     out = []
@@ -363,7 +381,7 @@ def _handling_facts(rt, session, p: Period, as_of: datetime) -> list[dict]:
         unit = unit if isinstance(unit, str) else None
         out.append({"kind": type_, "case_no": no, "unit": unit, "category": cat, "channel": ch, "community": com,
                     "level": lanes[lane].level if lane in lanes else None,
-                    "units": frozenset(_with_ancestors(rt.tables, [unit])) if unit else frozenset()})
+                    "units": rollup((unit,)) if unit else frozenset()})
     return out
 
 
@@ -371,7 +389,7 @@ def _reported_column():
     return getattr(Case, "reported_at", Case.created_at)
 
 
-def _step_facts(rt, session, p: Period, as_of: datetime) -> list[StepFacts]:
+def _step_facts(rt, session, p: Period, as_of: datetime, rollup: _Rollup) -> list[StepFacts]:
     lanes = rt.tables.lanes
     # A step of the activity ended, fell due or turned yellow in the period: three disjoint index ranges
     # (statistics_indexes; due_at's own) read as one UNION ALL, never an OR across the columns nor a
@@ -394,21 +412,18 @@ def _step_facts(rt, session, p: Period, as_of: datetime) -> list[StepFacts]:
                                        (within(CaseTask.warn_at), outside(CaseTask.ended_at),
                                         outside(CaseTask.due_at)))))
     out = []
-    days = rt.calendar.working_days_between_micros
+    local_date, days_after = rt.calendar.local_date_of_micros, rt.calendar.working_days_after
     start, end = case_facts.micros(p.start), case_facts.micros(as_of)
-    ancestors: dict[str, frozenset[str]] = {}
     levels = {name: rule.level for name, rule in lanes.items()}
     for bpmn_id, unit, lane, state, created, ended, due, warn, no, cat, ch, com in session.execute(stmt).all():
         if ended is not None and ended >= end:
             ended = None
-        units = ancestors.get(unit)
-        if units is None and unit:
-            units = ancestors[unit] = frozenset(_with_ancestors(rt.tables, [unit]))
-        step = StepFacts(no, bpmn_id, unit, cat, ch, com, levels.get(lane), state if ended is not None else "open", created,
-                         ended, due, warn, units or frozenset())
+        step = StepFacts(no, bpmn_id, unit, cat, ch, com, levels.get(lane), state if ended is not None else "open",
+                         created, ended, due, warn, rollup((unit,)) if unit else frozenset())
         if ended is not None and state == "completed" and ended >= start:
-            step.taken_days = days(created, ended)
-            step.limit_days = days(created, due) if due is not None else None
+            ready = local_date(created)
+            step.taken_days = days_after(ready, local_date(ended)) if ended > created else 0
+            step.limit_days = (days_after(ready, local_date(due)) if due > created else 0) if due is not None else None
         _judge_step(step, start, end)
         out.append(step)
     return out

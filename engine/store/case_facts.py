@@ -51,7 +51,8 @@ def micros(instant: datetime) -> int:
 def readable(timeline) -> bool:
     """A timeline in this module's shape (anything else, e.g. a row written by a development build in
     another shape, is rebuilt from the records by the statistics rather than misread)."""
-    return isinstance(timeline, dict) and all(isinstance(timeline.get(key), list) for key in ("u", "r", "s", "c"))
+    return (type(timeline) is dict and type(timeline.get("u")) is list and type(timeline.get("r")) is list
+            and type(timeline.get("s")) is list and type(timeline.get("c")) is list)
 
 
 def empty() -> dict:
