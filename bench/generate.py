@@ -136,8 +136,10 @@ def clone(rt, cases, related, origin: datetime, n: int, first: date, years: int,
     # A case still open in its template is placed in the span's last month, as open cases are recent. The
     # clones are written in the order of their instants, as a city's cases arrive: ids, case numbers and
     # the rows' places on disk follow time, so a month's cases lie together as they do in production.
-    placed = sorted((span if cases[k % len(cases)]["closed_at"] is None else rng.uniform(0, span), k % len(cases))
-                    for k in range(n))
+    since_origin = [(t["created_at"] - origin).total_seconds() for t in cases]
+    draws = [(span if cases[k % len(cases)]["closed_at"] is None else rng.uniform(0, span), k % len(cases))
+             for k in range(n)]
+    placed = sorted(draws, key=lambda draw: draw[0] + since_origin[draw[1]])  # by the clone's acceptance
     for k, (offset, template) in enumerate(placed):
         t = cases[template]
         shift = base + timedelta(seconds=offset) - origin
