@@ -27,9 +27,10 @@ from __future__ import annotations
 import gc
 import math
 from contextlib import contextmanager
+from functools import cached_property
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import literal, select, union, union_all
 
@@ -157,6 +158,15 @@ class Facts:
     backlog: list[CaseFacts]
     handling: list[dict] = field(default_factory=list)  # refusals and transfers recorded in the period
 
+    # The steps several figures read, picked out once per set of facts (read only once it is filled).
+    @cached_property
+    def decided_steps(self) -> list[StepFacts]:
+        return [s for s in self.steps if s.decided is not None]
+
+    @cached_property
+    def completed_steps(self) -> list[StepFacts]:
+        return [s for s in self.steps if s.taken_days is not None]
+
     def subset(self, case_pred, step_pred, sup_pred) -> "Facts":
         """Supervision records and handling events share one predicate (both are dicts with the same keys)."""
         return Facts(self.period, [c for c in self.cases if case_pred(c)], [s for s in self.steps if step_pred(s)],
@@ -170,8 +180,11 @@ def _chunks(ids):
         yield ids[i:i + CHUNK]
 
 
+_RANKS = {level: rank for rank, level in enumerate(LEVELS[:-1])}  # supervision is no rung of the ladder
+
+
 def _level_rank(level: str | None) -> int:
-    return LEVELS.index(level) if level in LEVELS[:-1] else -1
+    return _RANKS.get(level, -1)
 
 
 def _case_facts(rt, session, rows, as_of: datetime, with_events: bool, rollup: "_Rollup") -> list[CaseFacts]:
@@ -329,7 +342,7 @@ def load_facts(rt, session, p: Period, from_records: bool = False) -> Facts:
     """The period's facts; `from_records` reads the cases' facts from their task rows and event log instead
     of their statistics timelines (the recomputation the timelines must equal)."""
     read_cases = _case_facts_from_records if from_records else _case_facts
-    as_of = p.as_of()
+    as_of = p.as_of().astimezone(timezone.utc)  # the stored instants' zone: compared without conversions
     instant = Case.created_at if p.basis == "accepted" else _reported_column()
     cohort = session.execute(_with_timeline(select(*CASE_COLUMNS)).where(instant >= p.start, instant < p.end,
                                                                          Case.created_at < as_of)).all()
@@ -524,8 +537,8 @@ def reopened(f: Facts):
 def _decided_steps(f: Facts, steps: frozenset[str]):
     """(step, on time?) for the steps of these kinds completed in the period, or fallen due in it undone
     (`_judge_step`)."""
-    for s in f.steps:
-        if s.decided is not None and s.step in steps:
+    for s in f.decided_steps:
+        if s.step in steps:
             yield s, s.decided
 
 
@@ -595,11 +608,10 @@ def step_days(f: Facts):
     (working days from ready to its deadline)."""
     taken: dict[str, list[int]] = defaultdict(list)
     limits: dict[str, list[int]] = defaultdict(list)
-    for s in f.steps:
-        if s.taken_days is not None:
-            taken[s.step].append(s.taken_days)
-            if s.limit_days is not None:
-                limits[s.step].append(s.limit_days)
+    for s in f.completed_steps:
+        taken[s.step].append(s.taken_days)
+        if s.limit_days is not None:
+            limits[s.step].append(s.limit_days)
     out = {}
     for step, days in sorted(taken.items()):
         days.sort()
