@@ -158,7 +158,11 @@ class Facts:
     backlog: list[CaseFacts]
     handling: list[dict] = field(default_factory=list)  # refusals and transfers recorded in the period
 
-    # The steps several figures read, picked out once per set of facts (read only once it is filled).
+    # What several figures read, worked out once per set of facts (read only once the facts are filled).
+    @cached_property
+    def closed_cases(self) -> list[CaseFacts]:
+        return [c for c in self.cases if c.closed_at is not None]
+
     @cached_property
     def decided_steps(self) -> list[StepFacts]:
         return [s for s in self.steps if s.decided is not None]
@@ -483,7 +487,7 @@ def accepted(f: Facts):
 
 def completed(f: Facts):
     """Cohort cases closed (办结) by the period's end."""
-    return sum(1 for c in f.cases if c.closed_at is not None)
+    return len(f.closed_cases)
 
 
 def completion_rate(f: Facts):
@@ -496,8 +500,8 @@ def resolved_by_level(f: Facts):
     (社区调解), street (街道协调), department (the routed unit's handling and approval), district and city
     coordination, the joint meeting, supervision (监管中心裁决). The last reply counts after a rework."""
     counts = {level: 0 for level in LEVELS}
-    for c in f.cases:
-        if c.closed_at is not None and c.resolved_level in counts:
+    for c in f.closed_cases:
+        if c.resolved_level in counts:
             counts[c.resolved_level] += 1
     return counts
 
@@ -516,7 +520,7 @@ def resolved_within_month_rate(f: Facts):
 def ratings(f: Facts):
     """Completed cohort cases by their final rating (the last evaluation before the period's end)."""
     counts = {r: 0 for r in RATINGS}
-    for c in f.cases:
+    for c in f.closed_cases:  # only a closed case has a final rating (`_judge_case`)
         if c.final_rating is not None:
             counts[c.final_rating] += 1
     return counts
