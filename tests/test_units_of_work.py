@@ -128,3 +128,28 @@ def test_engine_modules_do_not_know_flask():
     for path in pathlib.Path("handlers").glob("*.py"):
         text = path.read_text()
         assert "from api" not in text and "import api" not in text, path
+
+
+def test_postgresql_sessions_run_without_jit_unless_asked(rt, db_url, monkeypatch):
+    """The application's PostgreSQL sessions have JIT off (a rollback never undoes it); POSTGRES_JIT=on keeps
+    the server's setting."""
+    if rt.db.is_sqlite:
+        pytest.skip("JIT is PostgreSQL's")
+    import sqlalchemy as sa
+
+    from engine.store.db import configure_engine
+
+    with rt.db.write() as session:
+        assert session.execute(sa.text("SHOW jit")).scalar() == "off"
+        session.rollback()
+    with rt.db.read() as session:
+        assert session.execute(sa.text("SHOW jit")).scalar() == "off"
+    server = sa.create_engine(db_url)
+    with server.connect() as conn:
+        default = conn.execute(sa.text("SHOW jit")).scalar()  # no hook on a plain engine: the server's
+    server.dispose()
+    monkeypatch.setenv("POSTGRES_JIT", "on")
+    kept = configure_engine(sa.create_engine(db_url))
+    with kept.connect() as conn:
+        assert conn.execute(sa.text("SHOW jit")).scalar() == default
+    kept.dispose()
