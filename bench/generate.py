@@ -137,8 +137,9 @@ def clone(rt, cases, related, origin: datetime, n: int, first: date, years: int,
     # clones are written in the order of their instants, as a city's cases arrive: ids, case numbers and
     # the rows' places on disk follow time, so a month's cases lie together as they do in production.
     since_origin = [(t["created_at"] - origin).total_seconds() for t in cases]
-    draws = [(span if cases[k % len(cases)]["closed_at"] is None else rng.uniform(0, span), k % len(cases))
-             for k in range(n)]
+    last_month = (span - 30 * 86400, span)  # each open clone at its own instant: no ties in the lists' order
+    draws = [(rng.uniform(*last_month) if cases[k % len(cases)]["closed_at"] is None else rng.uniform(0, span),
+              k % len(cases)) for k in range(n)]
     placed = sorted(draws, key=lambda draw: draw[0] + since_origin[draw[1]])  # by the clone's acceptance
     for k, (offset, template) in enumerate(placed):
         t = cases[template]
@@ -149,7 +150,7 @@ def clone(rt, cases, related, origin: datetime, n: int, first: date, years: int,
         year = created.astimezone(rt.tz).year
         counters[year] = counters.get(year, 0) + 1
         row = {**t, "id": case_id, "case_no": f"{year}-{counters[year]:07d}", "created_by": "generator"}
-        for col in ("created_at", "updated_at", "closed_at", "replied_at"):
+        for col in ("created_at", "updated_at", "closed_at", "replied_at", "open_due_at"):
             if row.get(col) is not None:
                 row[col] = row[col] + shift
         if "reported_at" in row and row["reported_at"] is not None:

@@ -351,6 +351,7 @@ class CaseOperation:
             enqueue_status_callback(self.session, self.case, self.status_before, self.now)
             self.status_before = self.case.status
         self._sync_timers()
+        self.case.open_due_at = self._open_due()
         compact(self.workflow)
         self.case.state = dump_workflow(self.workflow)
         self.case.serializer_version = SERIALIZER_VERSION
@@ -408,6 +409,13 @@ class CaseOperation:
         """The projection rows of the ready user tasks (from the session, without a query when fresh)."""
         rows = [self._task_row(str(t.id)) for t in self.ready_manual_tasks()]
         return sorted((r for r in rows if r is not None), key=lambda r: (r.created_at, r.id))
+
+    def _open_due(self):
+        """The earliest deadline of the case's open steps (None when none has one): `Case.open_due_at`."""
+        if self.workflow.is_completed():
+            return None
+        dues = [row.due_at for row in self.open_task_rows() if row.due_at is not None]
+        return min(dues) if dues else None
 
     def _timer_fired(self, task) -> None:
         due = timer_due(task)

@@ -15,15 +15,13 @@ from __future__ import annotations
 import os
 from datetime import datetime, timezone
 
-from sqlalchemy import exists, func, literal_column, or_, select, text
+from sqlalchemy import func, literal_column, or_, select, text
 
 from engine import clock
 from engine.errors import InvalidInput
 from engine.rules import access
-from engine.rules.deadlines import light_clause
-from engine.rules.status import TaskRowState
 from engine.services.views import case_summary, open_rows_by_case
-from engine.store.models import Case, CaseTask
+from engine.store.models import Case
 
 MAX_PER_PAGE = 100
 # Lists count their rows up to this many; past it the total is an estimate (`total_estimated`).
@@ -87,14 +85,21 @@ def page_view(items: list, total: int, page: int, per_page: int) -> dict:
 
 
 def overdue_clause(now: datetime):
-    return exists().where(CaseTask.case_id == Case.id, CaseTask.state == TaskRowState.READY.value,
-                          light_clause("red", now))
+    """A case is overdue when one of its open steps is red (engine.rules.deadlines.light), i.e. when the
+    earliest deadline of its open steps (`Case.open_due_at`, kept by the engine) has passed: one indexed
+    range, where an EXISTS over the task rows made PostgreSQL walk the whole case history in creation order
+    whenever fewer than a page of cases were late (2.2 s at 1,000,000 cases)."""
+    return Case.open_due_at <= now
+
+
+def not_overdue_clause(now: datetime):
+    """Its negation: no open step has a deadline, or none has passed (a closed case has none)."""
+    return or_(Case.open_due_at.is_(None), Case.open_due_at > now)
 
 
 def list_cases(rt, user, filters: dict) -> dict:
     """The cases in the caller's scope that match the filters, one page of them, newest first."""
     now = clock.now()
-    overdue = overdue_clause(now)
     stmt = select(Case)
     scope = access.scope_clause(rt.tables, user)
     if scope is not None:
@@ -106,7 +111,7 @@ def list_cases(rt, user, filters: dict) -> dict:
         unit = filters["unit"]
         stmt = stmt.where(or_(Case.community_code == unit, Case.routed_unit == unit, Case.current_unit == unit))
     if filters.get("overdue") is not None:
-        stmt = stmt.where(overdue if filters["overdue"] else ~overdue)
+        stmt = stmt.where(overdue_clause(now) if filters["overdue"] else not_overdue_clause(now))
     for prefix, column in (("created", Case.created_at), ("reported", Case.reported_at)):
         start = aware(filters.get(f"{prefix}_from"), rt.tz, f"{prefix}_from")
         end = aware(filters.get(f"{prefix}_to"), rt.tz, f"{prefix}_to")

@@ -100,6 +100,10 @@ class Case(Base):
     reported_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The deadline of its most urgent open step (the earliest due_at of its ready task rows; None when
+    # none has one, and once closed), kept by the engine in every operation (engine.core.operation): the
+    # overdue filter of the case lists is one indexed range on it, however few cases are late.
+    open_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     # The head of the case's audit chain as the last engine operation left it (engine.store.ledger): its
     # hash and seq. Trusted only while chain_seq == last_seq; otherwise the chain is read from the log.
