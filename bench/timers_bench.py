@@ -44,7 +44,7 @@ def _pct(values, p):
 
 def template(rt):
     from engine.services import cases
-    from engine.store.models import Case, CaseTask
+    from engine.store.models import Case, CaseTask, CaseUnit
     from engine.store.timer_models import CaseTimer
     from tests.support import intake
 
@@ -55,6 +55,9 @@ def template(rt):
         tasks = s.scalars(sa.select(CaseTask).where(CaseTask.case_id == row.id, CaseTask.state == "ready")).all()
         timers = s.scalars(sa.select(CaseTimer).where(CaseTimer.case_id == row.id)).all()
         cols = {c.key: getattr(row, c.key) for c in Case.__table__.columns}
+        cols["state"] = row.state  # its own table (case_state), cloned beside the case row
+        cols["units"] = [{"unit_code": u.unit_code, "community": u.community, "created_at": u.created_at}
+                         for u in s.scalars(sa.select(CaseUnit).where(CaseUnit.case_id == row.id))]
         task_cols = [{c.key: getattr(t, c.key) for c in CaseTask.__table__.columns} for t in tasks]
         timer_cols = [{c.key: getattr(t, c.key) for c in CaseTimer.__table__.columns} for t in timers]
     return cols, task_cols, timer_cols
@@ -63,14 +66,16 @@ def template(rt):
 def clone_rows(cols, task_cols, timer_cols, i, due: datetime):
     state = json.loads(zlib.decompress(cols["state"]))
     timer_ids = {t["task_id"] for t in timer_cols}
+    # The timer tasks live in the top workflow or in a subprocess (a call activity's) of the state.
+    task_maps = [state["tasks"], *(sub["tasks"] for sub in state.get("subprocesses", {}).values())]
     for tid in timer_ids:
-        state["tasks"][tid]["internal_data"]["event_value"] = due.isoformat()
+        next(m for m in task_maps if tid in m)[tid]["internal_data"]["event_value"] = due.isoformat()
     text = json.dumps(state, ensure_ascii=False, separators=(",", ":"))
-    mapping = {old: str(uuid.uuid4()) for old in state["tasks"]}
+    mapping = {old: str(uuid.uuid4()) for m in task_maps for old in m}
     for old, new in mapping.items():
         text = text.replace(old, new)
     case = dict(cols, id=None, case_no=f"B{i:09d}", state=zlib.compress(text.encode(), 1))
-    case.pop("id")
+    case.pop("id")  # the state and the units go to their own tables (build)
     tasks = [dict(t, id=mapping[t["id"]]) for t in task_cols]
     timers = [dict(t, task_id=mapping[t["task_id"]], attached_task_id=mapping.get(t["attached_task_id"]),
                    due_at=due, claimed_by=None, lease_until=None) for t in timer_cols]
@@ -81,7 +86,7 @@ def clone_rows(cols, task_cols, timer_cols, i, due: datetime):
 
 def build(rt, pending, burst, steady, window):
     """Insert the pending timers; returns the instant the burst is due (set once the filler is in)."""
-    from engine.store.models import Case, CaseTask
+    from engine.store.models import Case, CaseState, CaseTask, CaseUnit
     from engine.store.timer_models import CaseTimer
 
     cols, task_cols, timer_cols = template(rt)
@@ -93,7 +98,10 @@ def build(rt, pending, burst, steady, window):
     def insert(indices, due_of):
         rows = [clone_rows(cols, task_cols, timer_cols, i, due_of(i)) for i in indices]
         with rt.db.write() as s:
-            ids = s.execute(sa.insert(Case).returning(Case.id), [r[0] for r in rows]).scalars().all()
+            cases = [{k: v for k, v in r[0].items() if k not in ("state", "units")} for r in rows]
+            ids = s.execute(sa.insert(Case).returning(Case.id, sort_by_parameter_order=True), cases).scalars().all()
+            s.execute(sa.insert(CaseState), [{"case_id": cid, "state": r[0]["state"]} for cid, r in zip(ids, rows)])
+            s.execute(sa.insert(CaseUnit), [dict(u, case_id=cid) for cid, r in zip(ids, rows) for u in r[0]["units"]])
             s.execute(sa.insert(CaseTask), [dict(t, case_id=cid) for cid, r in zip(ids, rows) for t in r[1]])
             s.execute(sa.insert(CaseTimer), [dict(t, case_id=cid) for cid, r in zip(ids, rows) for t in r[2]])
 
