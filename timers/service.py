@@ -5,10 +5,13 @@ and a date job per timer due soon wakes at its due instant. Neither fires
 anything itself: they put the timer on a priority queue that `threads`
 firing threads drain by calling the engine's `fire_timer`, one unit of work
 each. Each refill leases, with `engine.core.timers.claim_timers`:
-- *fresh* timers, due from `fresh_window` ago up to `horizon` ahead: up to
-  `fresh_limit` per due instant keep the top priority, the rest of a burst of
-  timers due at one instant (every working day ends at 17:30, and so do most
-  deadlines) go one level down;
+- *fresh* timers, due from `fresh_window` ago up to `horizon` ahead: the
+  first `fresh_limit` of every due instant at the top priority, then the rest
+  of a burst of timers due at one instant (every working day ends at 17:30,
+  and so do most deadlines) one level down, and only up to `max_in_flight`
+  leased and unfired (TIMER_MAX_IN_FLIGHT, default 100 per firing thread), so
+  that every worker takes a share of a burst rather than the first one to
+  see it leasing all of it for longer than it can fire;
 - *backlog* timers, overdue for longer (they came due while everything was
   stopped), at most `backlog_batch` in flight, at the lowest priority and in
   due order,
@@ -89,7 +92,7 @@ class TimerService:
     def __init__(self, rt, worker: str | None = None, *, horizon_seconds: float = 10.0,
                  refill_seconds: float = 1.0, fresh_window_seconds: float = 5.0, batch: int = 20000,
                  backlog_batch: int = 200, fresh_limit: int = 50, threads: int | None = None, outbox=None,
-                 heartbeat_seconds: float = 5.0, fire_batch: int | None = None):
+                 heartbeat_seconds: float = 5.0, fire_batch: int | None = None, max_in_flight: int | None = None):
         self.rt = rt
         self.outbox = outbox  # an engine.services.outbox.Dispatcher run as a job here (embedded), or None
         self.worker = worker or worker_name()
@@ -105,6 +108,9 @@ class TimerService:
         self.fire_batch = max(1, fire_batch)
         # SQLite has one writer at a time: more firing threads would only queue on its lock.
         self.threads = threads or (1 if rt.db.is_sqlite else 2)
+        # Timers leased and not yet fired, at most (beyond the first ones of each instant): a burst is
+        # shared among the workers instead of leased whole to the first one whose refill sees it.
+        self.max_in_flight = max_in_flight or int(os.environ.get("TIMER_MAX_IN_FLIGHT", 0)) or 100 * self.threads
         self._lock = threading.Lock()
         self._seq = itertools.count()
         self._queue: queue.PriorityQueue = queue.PriorityQueue()
@@ -189,12 +195,18 @@ class TimerService:
         now = clock.now()
         horizon, fresh_window = clock.get_clock().span(self.horizon), clock.get_clock().span(self.fresh_window)
         taken = 0
-        per_instant: dict = {}
-        for timer_id, due, case_id in claim_timers(self.rt, self.worker, until=now + horizon,
-                                                   limit=self.batch, fresh_after=now - fresh_window):
-            per_instant[due] = per_instant.get(due, 0) + 1
-            priority = FRESH if per_instant[due] <= self.fresh_limit else BURST
-            taken += self._take(timer_id, case_id, max(due, now), priority)
+        # The first `fresh_limit` of every due instant, whatever this worker holds already...
+        for timer_id, due, case_id in claim_timers(self.rt, self.worker, until=now + horizon, limit=self.batch,
+                                                   fresh_after=now - fresh_window, per_instant=self.fresh_limit):
+            taken += self._take(timer_id, case_id, max(due, now), FRESH)
+        # ...then the rest of a burst, only as much as this worker can fire before its leases run out:
+        # the other workers take their share of it at their own refills.
+        with self._lock:
+            room = self.max_in_flight - len(self._scheduled)
+        if room > 0:
+            for timer_id, due, case_id in claim_timers(self.rt, self.worker, until=now + horizon, limit=room,
+                                                       fresh_after=now - fresh_window):
+                taken += self._take(timer_id, case_id, max(due, now), BURST)
         with self._lock:
             room = self.backlog_batch - len(self._backlog)
         if room > 0:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 
 from engine import clock
 from engine.store.timer_models import CaseTimer
@@ -93,23 +93,33 @@ def sync_timers(session, case_id: int, before: dict, timers: list[PendingTimer],
 
 
 def claim_timers(rt, worker: str, until: datetime, limit: int, overdue_before: datetime | None = None,
-                 fresh_after: datetime | None = None) -> list[tuple[int, datetime, int]]:
+                 fresh_after: datetime | None = None,
+                 per_instant: int | None = None) -> list[tuple[int, datetime, int]]:
     """Lease up to `limit` unclaimed (or lease-expired) timers due by `until`: (id, due, case id), earliest first.
 
     `overdue_before` restricts to the backlog (due before it); `fresh_after` to
     timers due after it, so a burst of old timers never delays fresh ones.
+    `per_instant` takes at most that many of the claimable timers of each due
+    instant: the first of every instant, however many timers a burst puts on one.
     """
     now = clock.now()
-    conditions = [CaseTimer.due_at <= until,
-                  or_(CaseTimer.lease_until.is_(None), CaseTimer.lease_until < now),
-                  # A timer whose firing failed waits for its next try; one an open incident holds, for a person.
-                  or_(CaseTimer.retry_at.is_(None), CaseTimer.retry_at <= now), CaseTimer.incident_id.is_(None)]
+    window = [CaseTimer.due_at <= until]
     if overdue_before is not None:
-        conditions.append(CaseTimer.due_at < overdue_before)
+        window.append(CaseTimer.due_at < overdue_before)
     if fresh_after is not None:
-        conditions.append(CaseTimer.due_at >= fresh_after)
+        window.append(CaseTimer.due_at >= fresh_after)
+    claimable = [or_(CaseTimer.lease_until.is_(None), CaseTimer.lease_until < now),
+                 # A timer whose firing failed waits for its next try; one an open incident holds, for a person.
+                 or_(CaseTimer.retry_at.is_(None), CaseTimer.retry_at <= now), CaseTimer.incident_id.is_(None)]
+    where = and_(*window, *claimable)
+    if per_instant is not None:
+        # Ranked among all the timers of the instant, leased ones included: the first `per_instant` of
+        # an instant are taken once, not again at every refill while a burst drains.
+        ranked = select(CaseTimer.id, func.row_number().over(partition_by=CaseTimer.due_at, order_by=CaseTimer.id)
+                        .label("rank")).where(*window, CaseTimer.incident_id.is_(None)).subquery()
+        where = and_(where, CaseTimer.id.in_(select(ranked.c.id).where(ranked.c.rank <= per_instant)))
     with rt.db.write() as session:
-        ids = session.scalars(select(CaseTimer.id).where(and_(*conditions)).order_by(CaseTimer.due_at, CaseTimer.id)
+        ids = session.scalars(select(CaseTimer.id).where(where).order_by(CaseTimer.due_at, CaseTimer.id)
                               .limit(limit).with_for_update(skip_locked=True)).all()
         if not ids:
             return []
