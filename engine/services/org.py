@@ -147,11 +147,20 @@ def list_users(rt) -> list[dict]:
 # -- authentication -------------------------------------------------------------------
 
 
-def caller_of(session, tables, user: AppUser) -> Caller:
+def caller_of(session, tables, user, roles=None) -> Caller:
+    """The Caller of a user (an AppUser, or a row with its username, display_name and unit_code); their
+    roles are read unless given."""
     unit = tables.units.get(user.unit_code)
     kind = unit.kind if unit is not None else session.scalar(select(Unit.kind).where(Unit.code == user.unit_code))
     return Caller(username=user.username, display_name=user.display_name, unit_code=user.unit_code,
-                  unit_kind=kind or "", roles=frozenset(_roles_of(session, user.id)))
+                  unit_kind=kind or "", roles=frozenset(_roles_of(session, user.id) if roles is None else roles))
+
+
+_TOKEN, _USER, _ROLE = ApiToken.__table__, AppUser.__table__, UserRole.__table__
+# The token, its user and the user's roles in one round trip (one row per role): every API request runs it.
+_AUTHENTICATE = (select(_TOKEN.c.id, _TOKEN.c.revoked, _TOKEN.c.last_used_at, _USER.c.username,
+                        _USER.c.display_name, _USER.c.unit_code, _USER.c.active, _ROLE.c.role)
+                 .join(_USER, _USER.c.id == _TOKEN.c.user_id).outerjoin(_ROLE, _ROLE.c.user_id == _USER.c.id))
 
 
 def authenticate(rt, token: str | None) -> Caller:
@@ -161,17 +170,15 @@ def authenticate(rt, token: str | None) -> Caller:
     digest = hash_token(token)
     now = clock.now()
     with rt.db.read() as session:
-        found = session.execute(select(ApiToken, AppUser).join(AppUser, AppUser.id == ApiToken.user_id)
-                                .where(ApiToken.token_hash == digest)).first()
-        if found is None or found[0].revoked or not found[1].active:
+        rows = session.connection().execute(_AUTHENTICATE.where(_TOKEN.c.token_hash == digest)).all()
+        if not rows or rows[0].revoked or not rows[0].active:
             raise Unauthorized("the API token is not valid")
-        token_row, user = found
-        caller = caller_of(session, rt.tables, user)
-        token_id = token_row.id
-        stale = token_row.last_used_at is None or token_row.last_used_at < now - LAST_USED_GRANULARITY
+        found = rows[0]
+        caller = caller_of(session, rt.tables, found, roles=[r.role for r in rows if r.role is not None])
+        stale = found.last_used_at is None or found.last_used_at < now - LAST_USED_GRANULARITY
     if stale:
         with rt.db.write() as session:
-            session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
+            session.execute(update(ApiToken).where(ApiToken.id == found.id).values(last_used_at=now))
     return caller
 
 
