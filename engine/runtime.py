@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from engine.core.definitions import Definitions
+from engine.core.workflow_cache import WorkflowCache
 from engine.rules.calendar import WorkingCalendar, load_calendar, sandbox_functions
 from engine.rules.deadlines import deadline_functions
 from engine.rules.screening import screening_functions
@@ -34,6 +35,8 @@ class Runtime:
     tz: ZoneInfo
     org_cache: object = None  # engine.services.org_cache.OrgCache: the organisation snapshot, kept fresh
     observers: list = field(default_factory=list)  # (operation, seconds, outcome) callables: engine.services.observe
+    # The workflows this process's operations last saved (engine.core.workflow_cache).
+    workflows: WorkflowCache = field(default_factory=WorkflowCache)
 
 
 def build_runtime(engine: Engine, processes_dir: Path, handlers: dict, tz: str = "Asia/Shanghai",

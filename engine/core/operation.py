@@ -216,7 +216,8 @@ class CaseOperation:
         self.ctx = HandlerContext(self)
         self.script_engine = CaseScriptEngine(SandboxEnvironment(rt.functions, self._call_service))
         if workflow is None:
-            workflow = load_workflow(case.state, definition.spec, definition.subprocess_specs)
+            workflow = rt.workflows.take(case.id, definition.id, case.state) \
+                or load_workflow(case.state, definition.spec, definition.subprocess_specs)
         workflow.script_engine = self.script_engine
         self.workflow = workflow
         self.before = self.snapshot()
@@ -353,7 +354,8 @@ class CaseOperation:
         self._sync_timers()
         self.case.open_due_at = self._open_due()
         compact(self.workflow)
-        self.case.state = dump_workflow(self.workflow)
+        state = self.case.state = dump_workflow(self.workflow)
+        self.rt.workflows.keep(self.case.id, self.definition.id, state, self.workflow)
         self.case.serializer_version = SERIALIZER_VERSION
         self.case.updated_at = self.now
         rows = []
