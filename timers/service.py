@@ -172,6 +172,8 @@ class TimerService:
             heartbeat.beat(self.rt, self.worker)
         except DatabaseUnavailable as exc:
             self._unavailable(exc)
+            return
+        self._available()
 
     def wakeup(self) -> None:
         """Re-read the clock now (tests move the clock, then call this)."""
