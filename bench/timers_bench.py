@@ -1,6 +1,7 @@
 """Timer benchmark: N pending timers, M of them due at the same instant, fired by 1 or more workers.
 
     python bench/timers_bench.py [--pending 100000] [--burst 10000] [--workers 1] [--fire-batch N] [--db-url URL]
+                                 [--root CHECKOUT]
 
 Builds N pending timers as real cases waiting for sign-for (two timers each:
 warning and deadline), made by cloning one real case with fresh task ids and
@@ -11,7 +12,9 @@ them. Prints timers fired/s, lag (actual − due) p50/p99 for the burst and for
 the timers that are not part of it, double fires (must be 0) and cases whose
 timers fired out of their due order (must be 0). `--fire-batch 1` fires one
 timer per transaction (as before batching); the default is the workers' own
-(TIMER_FIRE_BATCH, 8 on PostgreSQL).
+(TIMER_FIRE_BATCH, 1 unless set). `--root` runs the workers from another checkout
+of the same schema (e.g. a `git worktree` of an earlier commit), for before/after
+figures in one session.
 """
 from __future__ import annotations
 
@@ -138,6 +141,7 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--fire-batch", type=int, default=None, help="due timers per transaction (TIMER_FIRE_BATCH)")
     parser.add_argument("--db-url", default=None)
+    parser.add_argument("--root", default=str(ROOT), help="the checkout whose `flask timers run` fires them")
     args = parser.parse_args(argv)
 
     rt, url, cleanup = make_runtime(args.db_url)
@@ -152,7 +156,7 @@ def main(argv=None):
         if args.fire_batch is not None:
             env["TIMER_FIRE_BATCH"] = str(args.fire_batch)
         procs = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "timers", "run",
-                                   "--worker", f"bench{i}"], cwd=ROOT, env=env) for i in range(args.workers)]
+                                   "--worker", f"bench{i}"], cwd=args.root, env=env) for i in range(args.workers)]
         expected = args.burst + args.steady
         end_of_window = start_at + timedelta(seconds=args.window)
         deadline = time.monotonic() + 600
