@@ -17,7 +17,6 @@ SQLite locked past its timeout, each a 503.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -37,7 +36,7 @@ from engine.store.db import is_unavailable
 from engine.store.models import Case, CaseEvent
 from tests.api_support import intake_body
 from tests.conftest import PG_BASE
-from tests.test_timer_workers import cases_at_sign_for, firings, timers_left, wait_until
+from tests.test_timer_workers import cases_at_sign_for, firings, stop, timers_left, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 RETRY_AFTER = 1
@@ -256,13 +255,7 @@ def test_a_timer_worker_cut_off_mid_burst_loses_and_doubles_nothing(rt, db_url, 
         # The worker says it is back at its next refill or heartbeat after the last cut (within seconds).
         assert wait_until(lambda: "available again" in log(), 30), log()[-3000:]
     finally:
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        stop(worker)  # its output is in the file
         outage.close()
     counts = firings(rt)
     text = log()
