@@ -1,7 +1,7 @@
 """Timer benchmark: N pending timers, M of them due at the same instant, fired by 1 or more workers.
 
     python bench/timers_bench.py [--pending 100000] [--burst 10000] [--workers 1] [--fire-batch N] [--db-url URL]
-                                 [--root CHECKOUT]
+                                 [--threads T] [--root CHECKOUT]
 
 Builds N pending timers as real cases waiting for sign-for (two timers each:
 warning and deadline), made by cloning one real case with fresh task ids and
@@ -141,6 +141,7 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--fire-batch", type=int, default=None, help="due timers per transaction (TIMER_FIRE_BATCH)")
     parser.add_argument("--db-url", default=None)
+    parser.add_argument("--threads", type=int, default=None, help="firing threads per worker (the workers' default)")
     parser.add_argument("--root", default=str(ROOT), help="the checkout whose `flask timers run` fires them")
     args = parser.parse_args(argv)
 
@@ -155,8 +156,10 @@ def main(argv=None):
         env = dict(os.environ, DATABASE_URL=url, LOG_LEVEL="WARNING")
         if args.fire_batch is not None:
             env["TIMER_FIRE_BATCH"] = str(args.fire_batch)
+        threads = ["--threads", str(args.threads)] if args.threads else []
         procs = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "timers", "run",
-                                   "--worker", f"bench{i}"], cwd=args.root, env=env) for i in range(args.workers)]
+                                   "--worker", f"bench{i}", *threads], cwd=args.root, env=env)
+                 for i in range(args.workers)]
         expected = args.burst + args.steady
         end_of_window = start_at + timedelta(seconds=args.window)
         deadline = time.monotonic() + 600
