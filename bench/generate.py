@@ -14,8 +14,9 @@ those instants as a city's cases arrive (ids and the rows' places on disk follow
 Cloned events keep their template's hashes, so `flask audit verify` is not meant for
 generated cases: they exist to measure lists, statistics and assessments at city scale
 (bench/stats_bench.py, bench/list_bench.py). On PostgreSQL the clones are written with COPY.
-At the end the database is vacuumed and analyzed, as after any bulk load. It prints the time taken and rows written; `--schema` (PostgreSQL) keeps the data in a
-schema of that name for later benches (default: a new `gen_...` schema, printed).
+At the end the database is vacuumed and analyzed, as after any bulk load. It prints the
+time taken and rows written; `--schema` (PostgreSQL) keeps the data in a schema of that
+name for later benches (default: a new `gen_...` schema, printed).
 """
 from __future__ import annotations
 

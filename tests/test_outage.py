@@ -242,7 +242,10 @@ def test_a_timer_worker_cut_off_mid_burst_loses_and_doubles_nothing(rt, db_url, 
     with open(log_file, "w") as out:
         worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "timers", "run", "--worker", "cut"],
                                   cwd=ROOT, env=outage.env(), stdout=out, stderr=subprocess.STDOUT, text=True)
-    log = lambda: log_file.read_text()  # noqa: E731
+
+    def log() -> str:
+        return log_file.read_text()
+
     try:
         assert wait_until(lambda: sum(firings(rt).values()) >= 10 or worker.poll() is not None, 60), "nothing fired"
         assert timers_left(rt) > 0, "the burst was over before the outages"

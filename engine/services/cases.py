@@ -39,7 +39,6 @@ from engine.services.observe import observed
 from engine.services.tracking import issue_tracking_code
 from engine.services.views import case_summary, case_view, event_view, open_rows_by_case, task_view
 from engine.store.client_models import CaseSource
-from engine.store.incident_models import OPEN as OPEN_INCIDENT, Incident
 from engine.store.models import Case, CaseEvent, CaseFact, CaseState, CaseTask
 from engine.store.timer_models import CaseTimer
 
@@ -101,10 +100,15 @@ def lock_task(rt, session, task_id) -> tuple[CaseTask, Case]:
             .outerjoin(CaseFact, CaseFact.case_id == CaseTask.case_id), CaseTask.case_id)
             .where(CaseTask.id == key)).one()
         row, state, fact = got[:3]
-    set_committed_value(case, "state_row", state)
-    vars(case)["_fact_row"] = fact  # held by the case: the session keeps loaded rows only weakly
+    _hold(case, state, fact)
     keep_callback_source(case, got)
     return row, case
+
+
+def _hold(case: Case, state, fact) -> None:
+    """Give the case the state and timeline rows read with it (the operation loads and extends them)."""
+    set_committed_value(case, "state_row", state)
+    vars(case)["_fact_row"] = fact  # held by the case: the session keeps loaded rows only weakly
 
 
 def _task_key(task_id) -> str:
@@ -376,17 +380,13 @@ def _load_for_firing(session, case: Case, timer_id: int) -> tuple[bool, bool]:
     case for the operation. Before, the operation read these one by one, six queries on a red light.
     """
     timer_left = select(CaseTimer.id).where(CaseTimer.id == timer_id).exists()
-    incident_open = select(Incident.id).where(
-        Incident.case_id == case.id, Incident.status == OPEN_INCIDENT,
-        Incident.source.like("timer:%")).exists()
     state, fact, still_there, held = session.execute(
-        select(CaseState, CaseFact, timer_left, incident_open).select_from(Case)
+        select(CaseState, CaseFact, timer_left, incidents.has_open_timer_incident(case.id)).select_from(Case)
         .outerjoin(CaseState, CaseState.case_id == Case.id).outerjoin(CaseFact, CaseFact.case_id == Case.id)
         .where(Case.id == case.id)).one()
     if not still_there:
         return False, bool(held)
-    set_committed_value(case, "state_row", state)
-    vars(case)["_fact_row"] = fact  # held by the case: the session keeps loaded rows only weakly
+    _hold(case, state, fact)
     vars(case)["_open_rows"] = session.scalars(select(CaseTask).where(
         CaseTask.case_id == case.id, CaseTask.state == TaskRowState.READY.value)).all()
     return True, bool(held)

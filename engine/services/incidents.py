@@ -139,11 +139,20 @@ def resolve_incident(session, incident_id: int, actor: str, now: datetime, resol
     return True
 
 
+def _open_timer_incidents(case_id):
+    return (Incident.case_id == case_id, Incident.status == OPEN, Incident.source.like("timer:%"))
+
+
+def has_open_timer_incident(case_id):
+    """A clause: the case has an open timer incident (read with the case by a firing: `resolve_replaced`
+    has nothing to do without one)."""
+    return select(Incident.id).where(*_open_timer_incidents(case_id)).exists()
+
+
 def resolve_replaced(session, case_id: int, actor: str, now: datetime) -> int:
     """A timer of the case fired: resolve its open timer incidents whose held timer is gone (a migration
     replaced it, or the step it guarded was done); how many."""
-    stale = [i for i in session.scalars(select(Incident).where(Incident.case_id == case_id, Incident.status == OPEN,
-                                                               Incident.source.like("timer:%")))
+    stale = [i for i in session.scalars(select(Incident).where(*_open_timer_incidents(case_id)))
              if session.get(CaseTimer, int(i.source.split(":", 1)[1])) is None]
     for incident in stale:
         resolve_incident(session, incident.id, actor, now, "the case's timers fired again; the held timer no "
