@@ -16,7 +16,8 @@ to it, and its service calls return what the project's handlers returned, from
 the case's log). Both are timed in the same process, interleaved, so load on
 the machine hits both alike. Printed per database: p50 of each, the ratio of
 their sums (project / bare; the issue's target is <= 2x on SQLite, <= 3x on
-PostgreSQL), SQL statements per operation, bytes stored per closed case
+PostgreSQL), SQL statements per operation and the round trips they take,
+bytes stored per closed case
 (case row with its state, tasks, events, outbox, timers, history included) and
 the aging figure: the p50 of the rework loop's steps (handle, approve, evaluate,
 review) after --aging rework loops over their p50 in a fresh case, from
@@ -74,14 +75,26 @@ def make_runtime(db_url):
 
 
 class Statements:
-    """Counts the SQL statements the engine sends."""
+    """Counts the SQL statements the engine sends, and the round trips they take: statements sent in one
+    psycopg pipeline (engine.store.batch) count as one round trip (the commit is not counted)."""
 
     def __init__(self, engine):
         self.n = 0
+        self.trips = 0
+        self._piped = False
         sa.event.listen(engine, "before_cursor_execute", self._count)
 
-    def _count(self, *args):
+    def reset(self):
+        self.n = self.trips = 0
+        self._piped = False
+
+    def _count(self, conn, cursor, *args):
         self.n += 1
+        pgconn = getattr(cursor.connection, "pgconn", None)
+        piped = bool(pgconn is not None and pgconn.pipeline_status)
+        if not (piped and self._piped):
+            self.trips += 1
+        self._piped = piped
 
 
 class Bare:
@@ -154,10 +167,10 @@ def side_by_side(rt, n_cases: int, profile: cProfile.Profile | None, counter: St
     from engine.services import cases
     from tests.support import intake
 
-    project, bare_ms, statements = [], [], []
+    project, bare_ms, statements, trips = [], [], [], []
     bare = None
     for _ in range(n_cases):
-        counter.n = 0
+        counter.reset()
         t = time.perf_counter()
         if profile:
             profile.enable()
@@ -166,6 +179,7 @@ def side_by_side(rt, n_cases: int, profile: cProfile.Profile | None, counter: St
             profile.disable()
         project.append((time.perf_counter() - t) * 1000)
         statements.append(counter.n)
+        trips.append(counter.trips)
         case_id, state, seq = _case_row(rt, case["case_no"])
         events = _op_events(rt, case_id, 0)
         if bare is None:
@@ -180,7 +194,7 @@ def side_by_side(rt, n_cases: int, profile: cProfile.Profile | None, counter: St
         bare_ms.append((time.perf_counter() - t) * 1000)
         for data in STEPS:
             task_id = case["open_tasks"][0]["id"]
-            counter.n = 0
+            counter.reset()
             t = time.perf_counter()
             if profile:
                 profile.enable()
@@ -189,6 +203,7 @@ def side_by_side(rt, n_cases: int, profile: cProfile.Profile | None, counter: St
                 profile.disable()
             project.append((time.perf_counter() - t) * 1000)
             statements.append(counter.n)
+            trips.append(counter.trips)
             events = _op_events(rt, case_id, seq)
             replies = [e.payload for e in events if e.type == "service_called"]
             before, (_, state, seq) = state, _case_row(rt, case["case_no"])
@@ -196,7 +211,7 @@ def side_by_side(rt, n_cases: int, profile: cProfile.Profile | None, counter: St
             bare.step(before, task_id, data, replies)
             bare_ms.append((time.perf_counter() - t) * 1000)
         assert case["status"] == "closed", case["status"]
-    return project, bare_ms, statements
+    return project, bare_ms, statements, trips
 
 
 
@@ -234,7 +249,7 @@ def run(name: str, url: str | None, args) -> None:
         with rt.db.read() as s:
             first_id = (s.scalar(sa.select(sa.func.max(Case.id))) or 0) + 1
         profile = cProfile.Profile() if args.profile else None
-        project, bare, statements = side_by_side(rt, args.cases, profile, counter)
+        project, bare, statements, trips = side_by_side(rt, args.cases, profile, counter)
         per_case, on_disk = stored_bytes(rt, first_id, args.cases)
         fresh, old = aging(rt, args.aging, args.aging_cases)
         ratio = sum(project) / sum(bare)
@@ -246,7 +261,7 @@ def run(name: str, url: str | None, args) -> None:
         print(f"ratio project/bare  {ratio:.2f}x (sum over all operations); "
               f"p50 ratio {_pct(project, 50) / _pct(bare, 50):.2f}x")
         print(f"SQL statements per operation  mean {statistics.mean(statements):.1f}, "
-              f"max {max(statements)}")
+              f"max {max(statements)}; round trips {statistics.mean(trips):.1f} (+ the commit)")
         disk = f", {on_disk:.0f} B on disk (pg_column_size)" if on_disk is not None else ""
         print(f"stored bytes per closed case  {per_case:.0f} B logical{disk}")
         print(f"aging: step p50 fresh {statistics.median(fresh):.2f} ms, after {args.aging} rework loops "

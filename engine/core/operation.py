@@ -35,12 +35,15 @@ from engine.errors import CaseError, DefinitionError, EngineError, HandlerFailed
 from engine.rules.notifications import load_templates
 from engine.rules.status import CaseStatus, TaskRowState, check_task_transition
 from engine.store import case_facts
+from engine.store.batch import WriteBatch
 from engine.store.ledger import append_events, state_digest
-from engine.store.models import Case, CaseTask, CaseUnit, Outbox
+from engine.store.models import Case, CaseFact, CaseState, CaseTask, CaseUnit, Outbox
 from engine.store.org_models import AppUser, UserRole
 from engine.store.procedure_models import ScreeningPeriod
 from engine.store.timer_models import Supervision
 
+# The rows every operation writes, sent with its events and timers in one batch (engine.store.batch).
+BATCHED = (Case, CaseState, CaseFact, CaseTask)
 RECORDED = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.COMPLETED \
     | TaskState.ERROR | TaskState.CANCELLED
 
@@ -334,6 +337,7 @@ class CaseOperation:
     def finish(self) -> None:
         """Record the transitions since the snapshot, update the projection and the record, save."""
         after = self.snapshot()
+        batch = WriteBatch(self.session)
         for task in self.all_tasks():
             old, new = self.before.get(task.id), after.get(task.id)
             if old == new or new is None:
@@ -351,7 +355,7 @@ class CaseOperation:
         if self.case.status != self.status_before and self.case.id is not None:
             enqueue_status_callback(self.session, self.case, self.status_before, self.now)
             self.status_before = self.case.status
-        self._sync_timers()
+        self._sync_timers(batch)
         self.case.open_due_at = self._open_due()
         compact(self.workflow)
         state = self.case.state = dump_workflow(self.workflow)
@@ -364,7 +368,7 @@ class CaseOperation:
             rows.append(dict(ev, seq=self.case.last_seq, at=self.now, definition_version=self.definition.version))
         if rows:
             self.case.chain_hash = append_events(self.session, self.case, rows, state_digest(self.workflow),
-                                                 facts=False)
+                                                 facts=False, writer=batch)
             self.case.chain_seq = self.case.last_seq
         fresh = [r for key, r in self._new_rows.items() if key not in self._facts_recorded]
         if self.is_new_case and self._fact_row is None:  # the new case's timeline: one INSERT
@@ -372,16 +376,21 @@ class CaseOperation:
         else:  # one UPDATE of the timeline read with the case (lock_task), or read now
             self._fact_row = case_facts.record(self.session, self.case.id, fresh, rows, self._fact_row)
         self._facts_recorded.update(r.id for r in fresh)
-        self._record_units()
+        self._record_units(batch)
         self.pending_events = []
         self.before = after
-        self.session.flush()
+        # The case, its state, timeline and task rows with the events, timers and units: one round trip on
+        # PostgreSQL (engine.store.batch); the ORM's flush writes whatever else the operation added.
+        session = self.session
+        batch.objects(*(obj for obj in (*session.dirty, *session.new) if isinstance(obj, BATCHED)))
+        batch.send()
+        session.flush()
 
     def _case_units(self) -> set[str]:
         case = self.case
         return {u for u in (case.community_code, case.routed_unit, case.current_unit) if u}
 
-    def _record_units(self) -> None:
+    def _record_units(self, batch) -> None:
         """Add the units this operation brought into the case to `case_unit` (the lists' scope index).
 
         The case's community, routed and current unit as loaded are in the table
@@ -397,10 +406,10 @@ class CaseOperation:
                  "created_at": case.created_at} for u in sorted(new)]
         table = CaseUnit.__table__
         if self.is_new_case:
-            self.session.execute(table.insert(), rows)
+            batch.execute(table.insert(), rows)
         else:
             insert = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
-            self.session.execute(insert(table).on_conflict_do_nothing(), rows)
+            batch.execute(insert(table).on_conflict_do_nothing(), rows)
         self.units_before = units
 
     def _task_row(self, task_id: str) -> CaseTask | None:
@@ -428,9 +437,9 @@ class CaseOperation:
             "kind": props.get("timer_kind", "timer"), "due_at": due.isoformat(), "fired_at": self.now.isoformat(),
         })
 
-    def _sync_timers(self) -> None:
+    def _sync_timers(self, batch) -> None:
         timers = pending_timers(self.workflow)
-        new = sync_timers(self.session, self.case.id, self.timers_before, timers, self.now)
+        new = sync_timers(batch, self.case.id, self.timers_before, timers, self.now)
         self.timers_before = {t.task_id: t.due_at for t in timers}
         for t in new:
             if t.attached_task_id is None or t.kind not in ("due", "warn"):

@@ -68,8 +68,10 @@ def pending_timers(workflow) -> list[PendingTimer]:
     return out
 
 
-def sync_timers(session, case_id: int, before: dict, timers: list[PendingTimer], now: datetime) -> list[PendingTimer]:
+def sync_timers(writer, case_id: int, before: dict, timers: list[PendingTimer], now: datetime) -> list[PendingTimer]:
     """Bring the case's rows in `case_timer` in step with the workflow; returns the new timers.
+
+    `writer` executes the statements: a session, or an engine operation's batch (engine.store.batch).
 
     `before` maps the task ids of the timers that were waiting before the
     operation to their due instants: those rows exist (the same transaction
@@ -77,18 +79,18 @@ def sync_timers(session, case_id: int, before: dict, timers: list[PendingTimer],
     """
     wanted = {t.task_id: t for t in timers}
     gone = [tid for tid in before if tid not in wanted]
+    table = CaseTimer.__table__  # core statements: no ORM bookkeeping on the hot path
     if gone:
-        table = CaseTimer.__table__  # core statements: no ORM bookkeeping on the hot path
-        session.execute(delete(table).where(table.c.case_id == case_id, table.c.task_id.in_(gone)))
+        writer.execute(delete(table).where(table.c.case_id == case_id, table.c.task_id.in_(gone)))
     new = [t for tid, t in wanted.items() if tid not in before]
     if new:
-        session.execute(insert(CaseTimer.__table__), [
+        writer.execute(insert(table), [
             {"case_id": case_id, "task_id": t.task_id, "element": t.element, "kind": t.kind,
              "attached_task_id": t.attached_task_id, "due_at": t.due_at, "created_at": now} for t in new])
     moved = [t for tid, t in wanted.items() if tid in before and before[tid] != t.due_at]
     for t in moved:
-        session.execute(update(CaseTimer).where(CaseTimer.case_id == case_id, CaseTimer.task_id == t.task_id)
-                        .values(due_at=t.due_at))
+        writer.execute(update(table).where(table.c.case_id == case_id, table.c.task_id == t.task_id)
+                       .values(due_at=t.due_at))
     return new
 
 

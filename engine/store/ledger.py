@@ -81,7 +81,8 @@ def state_digest(workflow) -> bytes:
     return hashlib.sha256(_canonical_json(parts)).digest()
 
 
-def append_events(session, case, rows: list[dict], digest: bytes | None = None, facts: bool = True) -> bytes | None:
+def append_events(session, case, rows: list[dict], digest: bytes | None = None, facts: bool = True,
+                  writer=None) -> bytes | None:
     """Insert `rows` (each with its seq already taken, consecutive) as one operation, chained.
 
     `digest` is the workflow's state digest after the operation; None means
@@ -112,7 +113,7 @@ def append_events(session, case, rows: list[dict], digest: bytes | None = None, 
         row = dict(row, case_id=case.id, op_seq=first, state_digest=digest, payload=normal_payload(row.get("payload")))
         row["hash"] = prev_hash = event_hash(prev_hash, row)
         out.append(row)
-    session.execute(insert(CaseEvent.__table__), out)
+    (writer or session).execute(insert(CaseEvent.__table__), out)
     if facts:  # the case's statistics timeline (an engine operation records it with its task rows instead)
         case_facts.record(session, case.id, events=out)
     return prev_hash
