@@ -10,7 +10,7 @@ personal data.
 """
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from engine.store.client_models import ApiClient, CaseSource
 from engine.store.db import json_dumps
@@ -39,8 +39,11 @@ def keep_callback_source(case: Case, row) -> None:
     vars(case)["_callback_source"] = row if row is not None and row.name is not None else None
 
 
-def enqueue_status_callback(session, case: Case, previous: str, now) -> bool:
-    """Queue the webhook for a status change of `case`, if its source system wants callbacks."""
+def enqueue_status_callback(session, case: Case, previous: str, now, writer=None) -> bool:
+    """Queue the webhook for a status change of `case`, if its source system wants callbacks.
+
+    The outbox row is written by `writer` (an engine operation's batch, engine.store.batch) or the session.
+    """
     source = vars(case).get("_callback_source", False)
     if source is False:  # not read with the case
         source = session.execute(select(*SOURCE_COLUMNS).join(ApiClient, ApiClient.id == CaseSource.client_id)
@@ -48,7 +51,7 @@ def enqueue_status_callback(session, case: Case, previous: str, now) -> bool:
     if source is None or not source.callback_url or source.revoked:
         return False
     body = callback_body(case, source.external_ref, previous, now)
-    session.add(Outbox(case_id=case.id, channel="webhook", recipient_kind="api_client", recipient=source.name,
-                       message=json_dumps(body), kind="status_changed", params=body, status="pending",
-                       created_at=now))
+    (writer or session).execute(insert(Outbox.__table__), [dict(
+        case_id=case.id, channel="webhook", recipient_kind="api_client", recipient=source.name,
+        message=json_dumps(body), kind="status_changed", params=body, status="pending", created_at=now)])
     return True

@@ -23,7 +23,7 @@ from SpiffWorkflow.task import Task
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 
 from engine import clock
 from engine.core.callbacks import enqueue_status_callback
@@ -46,6 +46,13 @@ from engine.store.timer_models import Supervision
 BATCHED = (Case, CaseState, CaseFact, CaseTask)
 RECORDED = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.COMPLETED \
     | TaskState.ERROR | TaskState.CANCELLED
+
+
+# The active users of a unit (and of those holding given roles): built once, read by handlers of most steps.
+_UNIT_USERS = select(AppUser.username).where(AppUser.unit_code == bindparam("unit"), AppUser.active.is_(True)) \
+    .order_by(AppUser.username)
+_UNIT_USERS_IN_ROLES = _UNIT_USERS.where(AppUser.id.in_(
+    select(UserRole.user_id).where(UserRole.role.in_(bindparam("roles", expanding=True)))))
 
 
 class HandlerContext:
@@ -117,11 +124,10 @@ class HandlerContext:
         """The active users of `unit` who may hold a task of `role` (its own holders and those acting for it)."""
         if not unit:
             return []
-        query = select(AppUser.username).where(AppUser.unit_code == unit, AppUser.active.is_(True))
-        if role:
-            roles = self.tables.holders_of(role)
-            query = query.where(AppUser.id.in_(select(UserRole.user_id).where(UserRole.role.in_(sorted(roles)))))
-        return list(self._op.session.scalars(query.order_by(AppUser.username)))
+        if not role:
+            return list(self._op.session.scalars(_UNIT_USERS, {"unit": unit}))
+        roles = sorted(self.tables.holders_of(role))
+        return list(self._op.session.scalars(_UNIT_USERS_IN_ROLES, {"unit": unit, "roles": roles}))
 
     def is_unit_user(self, username: str, unit: str | None, role: str | None = "handler") -> bool:
         return username in self.unit_users(unit, role)
@@ -139,9 +145,9 @@ class HandlerContext:
         """
         params = {"text": message} if message is not None and params is None else dict(params or {})
         rendered = load_templates(self._op.rt.processes_dir).render(kind, params)
-        self._op.session.add(Outbox(case_id=self.case.id, channel=channel or "auto", recipient_kind=recipient_kind,
-                                    recipient=recipient or "", message=rendered.text, kind=kind,
-                                    params=rendered.params, status="pending", created_at=self.now))
+        self._op.batch.execute(insert(Outbox.__table__), [dict(
+            case_id=self.case.id, channel=channel or "auto", recipient_kind=recipient_kind, recipient=recipient or "",
+            message=rendered.text, kind=kind, params=rendered.params, status="pending", created_at=self.now)])
 
 
 class _HandlerError(Exception):
@@ -212,6 +218,7 @@ class CaseOperation:
         self.definition = definition
         self.now = clock.now()
         self.pending_events: list[dict] = []
+        self.batch = WriteBatch(session)  # what finish() writes, and the messages queued before it
         self.is_new_case = False
         self._new_rows: dict[str, CaseTask] = {}
         self._facts_recorded: set = set()  # task rows already in the case's statistics timeline (case_fact)
@@ -337,7 +344,7 @@ class CaseOperation:
     def finish(self) -> None:
         """Record the transitions since the snapshot, update the projection and the record, save."""
         after = self.snapshot()
-        batch = WriteBatch(self.session)
+        batch = self.batch
         for task in self.all_tasks():
             old, new = self.before.get(task.id), after.get(task.id)
             if old == new or new is None:
@@ -353,7 +360,7 @@ class CaseOperation:
                 self.event("task_cancelled", task=task)
         self._update_record()
         if self.case.status != self.status_before and self.case.id is not None:
-            enqueue_status_callback(self.session, self.case, self.status_before, self.now)
+            enqueue_status_callback(self.session, self.case, self.status_before, self.now, writer=batch)
             self.status_before = self.case.status
         self._sync_timers(batch)
         self.case.open_due_at = self._open_due()

@@ -19,13 +19,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 
 from engine import clock
 from engine.store.timer_models import CaseTimer
 
 # How long a worker may hold a timer before another worker may take it over (a killed worker).
 LEASE = timedelta(seconds=float(os.environ.get("TIMER_LEASE_SECONDS", "60")))
+
+
+_TIMERS = CaseTimer.__table__
+# The timers of a case that no longer wait (built once: written by most engine operations).
+_DELETE_GONE = delete(_TIMERS).where(_TIMERS.c.case_id == bindparam("case_id"),
+                                     _TIMERS.c.task_id.in_(bindparam("gone", expanding=True)))
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,7 @@ def sync_timers(writer, case_id: int, before: dict, timers: list[PendingTimer], 
     gone = [tid for tid in before if tid not in wanted]
     table = CaseTimer.__table__  # core statements: no ORM bookkeeping on the hot path
     if gone:
-        writer.execute(delete(table).where(table.c.case_id == case_id, table.c.task_id.in_(gone)))
+        writer.execute(_DELETE_GONE, {"case_id": case_id, "gone": gone})
     new = [t for tid, t in wanted.items() if tid not in before]
     if new:
         writer.execute(insert(table), [

@@ -19,7 +19,7 @@ import uuid
 from datetime import datetime, timezone
 
 from marshmallow import ValidationError
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -71,6 +71,19 @@ def find_case(rt, session, case_no: str, user=None) -> Case:
     return case
 
 
+# lock_task's statements, built once (their parameter is the task id): the step's hot path.
+_TASK_ID = bindparam("task_id")
+_LOCK_TASK_SQLITE = with_callback_source(
+    select(CaseTask, Case, CaseState, CaseFact).join(Case, Case.id == CaseTask.case_id)
+    .outerjoin(CaseState, CaseState.case_id == CaseTask.case_id)
+    .outerjoin(CaseFact, CaseFact.case_id == CaseTask.case_id), CaseTask.case_id).where(CaseTask.id == _TASK_ID)
+_LOCK_CASE_OF_TASK = select(Case).where(Case.id == select(CaseTask.case_id).where(CaseTask.id == _TASK_ID)
+                                        .scalar_subquery()).with_for_update()
+_TASK_WITH_STATE = with_callback_source(
+    select(CaseTask, CaseState, CaseFact).outerjoin(CaseState, CaseState.case_id == CaseTask.case_id)
+    .outerjoin(CaseFact, CaseFact.case_id == CaseTask.case_id), CaseTask.case_id).where(CaseTask.id == _TASK_ID)
+
+
 def lock_task(rt, session, task_id) -> tuple[CaseTask, Case]:
     """The task row and its case, the case locked, both read after the lock, with the case's workflow state
     and its statistics timeline (engine.store.case_facts: the operation extends it).
@@ -80,25 +93,17 @@ def lock_task(rt, session, task_id) -> tuple[CaseTask, Case]:
     found through the task (one query), then reads the task row and the state
     in a second one, so both are as the previous holder of the lock left them.
     """
-    key = _task_key(task_id)
+    key = {"task_id": _task_key(task_id)}
     if rt.db.is_sqlite:
-        got = session.execute(with_callback_source(
-            select(CaseTask, Case, CaseState, CaseFact).join(Case, Case.id == CaseTask.case_id)
-            .outerjoin(CaseState, CaseState.case_id == CaseTask.case_id)
-            .outerjoin(CaseFact, CaseFact.case_id == CaseTask.case_id), CaseTask.case_id)
-            .where(CaseTask.id == key)).first()
+        got = session.execute(_LOCK_TASK_SQLITE, key).first()
         if got is None:
             raise TaskNotFound(f"task {task_id} does not exist")
         row, case, state, fact = got[:4]
     else:
-        case = session.scalar(select(Case).where(Case.id == select(CaseTask.case_id).where(CaseTask.id == key)
-                                                 .scalar_subquery()).with_for_update())
+        case = session.scalar(_LOCK_CASE_OF_TASK, key)
         if case is None:
             raise TaskNotFound(f"task {task_id} does not exist")
-        got = session.execute(with_callback_source(
-            select(CaseTask, CaseState, CaseFact).outerjoin(CaseState, CaseState.case_id == CaseTask.case_id)
-            .outerjoin(CaseFact, CaseFact.case_id == CaseTask.case_id), CaseTask.case_id)
-            .where(CaseTask.id == key)).one()
+        got = session.execute(_TASK_WITH_STATE, key).one()
         row, state, fact = got[:3]
     _hold(case, state, fact)
     keep_callback_source(case, got)

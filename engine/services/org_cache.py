@@ -29,11 +29,12 @@ log = logging.getLogger(__name__)
 
 
 _VERSION = OrgVersion.__table__
+_READ_VERSION = select(_VERSION.c.version).where(_VERSION.c.id == 1)  # built once: read by every unit of work
 
 
 def read_org_version(session) -> int:
     # Core on the session's connection: this runs at the start of every unit of work, so skip the ORM.
-    return session.connection().scalar(select(_VERSION.c.version).where(_VERSION.c.id == 1)) or 0
+    return session.connection().scalar(_READ_VERSION) or 0
 
 
 def lock_org(session) -> None:

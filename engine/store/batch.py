@@ -163,3 +163,8 @@ class WriteBatch:
             else:
                 for key, value in changed:
                     set_committed_value(obj, key, value)
+                state = inspect(obj)
+                if not state.committed_state:
+                    # Nothing left for the ORM: clean, as its own flush leaves an object (else every
+                    # later flush of the session would walk it again to find no change).
+                    state._commit_all(state.dict, self.session.identity_map)
