@@ -120,3 +120,26 @@ def test_a_row_whose_default_the_orm_fills_is_left_to_the_orm(rt):
         batch.objects(case)
         batch.send()
         assert sa.inspect(case).transient
+
+
+def test_a_lone_versioned_update_is_checked_too(rt):
+    """A batch of one statement is sent on its own (no pipeline): its row count is still checked."""
+    driver = Driver.start(rt)
+    case_no = driver.case["case_no"]
+    with rt.db.write() as s:
+        case = s.scalar(sa.select(Case).where(Case.case_no == case_no))
+        case.title = "只改标题"
+        batch = WriteBatch(s)
+        batch.objects(case)
+        batch.send()
+    with pytest.raises(StaleDataError):
+        with rt.db.write() as s:
+            case = s.scalar(sa.select(Case).where(Case.case_no == case_no))
+            s.execute(sa.update(Case.__table__).where(Case.__table__.c.id == case.id)
+                      .values(version=Case.__table__.c.version + 1))
+            case.title = "不该写入"
+            batch = WriteBatch(s)
+            batch.objects(case)
+            batch.send()
+    with rt.db.read() as s:
+        assert s.scalar(sa.select(Case.title).where(Case.case_no == case_no)) == "只改标题"

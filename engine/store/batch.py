@@ -136,9 +136,8 @@ class WriteBatch:
         if not statements and checked is None:
             return
         connection = self.session.connection()
-        pipeline = contextlib.nullcontext()
-        if connection.dialect.name == "postgresql" and len(statements) + (checked is not None) > 1:
-            pipeline = connection.connection.driver_connection.pipeline()
+        piped = connection.dialect.name == "postgresql" and len(statements) + (checked is not None) > 1
+        pipeline = connection.connection.driver_connection.pipeline() if piped else contextlib.nullcontext()
         dbapi_error = connection.dialect.loaded_dbapi.Error
         try:
             with pipeline:
@@ -150,8 +149,8 @@ class WriteBatch:
         except dbapi_error as exc:  # raised as the pipeline synced: the same error SQLAlchemy's own would be
             raise DBAPIError.instance(None, None, exc, dbapi_error) from exc
         if result is not None:
-            # The driver's count, read once the pipeline has synced (the result's own was taken before).
-            matched = result.context.cursor.rowcount
+            # Piped: the driver's count, read once the pipeline has synced (the result's own was taken before).
+            matched = result.context.cursor.rowcount if piped else result.rowcount
             if matched != 1:
                 raise StaleDataError(f"UPDATE of {checked[2]} matched {matched} rows, not 1")
         for obj, changed in written:
