@@ -69,17 +69,21 @@ def test_objects_are_written_and_clean_afterwards(rt):
         assert s.scalar(sa.select(Outbox.kind).where(Outbox.case_id == case.id, Outbox.recipient == "u1")) == "notice"
 
 
+def _changed_behind_the_orm(s, case_no: str) -> tuple[Case, WriteBatch]:
+    """The case loaded, then someone else's write (here on the same connection, past the ORM), then a change."""
+    case = s.scalar(sa.select(Case).where(Case.case_no == case_no))
+    s.execute(sa.update(Case.__table__).where(Case.__table__.c.id == case.id)
+              .values(version=Case.__table__.c.version + 1))
+    case.title = "不该写入"
+    return case, WriteBatch(s)
+
+
 def test_a_stale_version_is_refused_and_nothing_is_written(rt):
     driver = Driver.start(rt)
     case_no = driver.case["case_no"]
     with pytest.raises(StaleDataError, match="dispute_case"):
         with rt.db.write() as s:
-            case = s.scalar(sa.select(Case).where(Case.case_no == case_no))
-            # Someone else's write in between (here on the same connection, past the ORM).
-            s.execute(sa.update(Case.__table__).where(Case.__table__.c.id == case.id)
-                      .values(version=Case.__table__.c.version + 1))
-            case.title = "不该写入"
-            batch = WriteBatch(s)
+            case, batch = _changed_behind_the_orm(s, case_no)
             batch.execute(sa.insert(CaseTask.__table__), [
                 {c.key: getattr(_task(case.id, "00000000-0000-4000-8000-000000000002"), c.key)
                  for c in CaseTask.__table__.columns}])
@@ -134,11 +138,7 @@ def test_a_lone_versioned_update_is_checked_too(rt):
         batch.send()
     with pytest.raises(StaleDataError):
         with rt.db.write() as s:
-            case = s.scalar(sa.select(Case).where(Case.case_no == case_no))
-            s.execute(sa.update(Case.__table__).where(Case.__table__.c.id == case.id)
-                      .values(version=Case.__table__.c.version + 1))
-            case.title = "不该写入"
-            batch = WriteBatch(s)
+            case, batch = _changed_behind_the_orm(s, case_no)
             batch.objects(case)
             batch.send()
     with rt.db.read() as s:

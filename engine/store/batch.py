@@ -2,18 +2,19 @@
 
 An engine operation writes the same handful of rows every time: the case row,
 its workflow state, its statistics timeline, the task rows that became ready
-or ended, the events it appends, the timers that came and went. Flushed by the
-ORM that is eight to ten statements, each a round trip to PostgreSQL and each
-paying the unit of work's bookkeeping. `WriteBatch` collects them instead:
+or ended, the events it appends, the timers that came and went, the messages
+its handlers queue. Flushed by the ORM that is eight to ten statements, each a
+round trip to PostgreSQL and each paying the unit of work's bookkeeping.
+`WriteBatch` collects them instead (engine.core.operation sends it in `finish`):
 
 - `execute(stmt, rows)` queues a Core INSERT, UPDATE or DELETE (the signature
-  of `Session.execute`, so the writers of the log and of the timer mirror take
-  either);
+  of `Session.execute`, so the writers of the log, of the timer mirror and of
+  the outbox take either); an INSERT reads nothing back (no generated key);
 - `objects(*instances)` queues the pending changes of ORM objects of plain
   tables: an UPDATE of the columns that changed (checked against the mapper's
   version column, like the ORM's own flush), or an INSERT of a new row whose
   every column is set. Once sent they are clean, persistent objects of the
-  session, exactly as if the ORM had flushed them; anything it cannot write
+  session, as the ORM's own flush leaves them; anything it cannot write
   this way (a row whose key or default comes from the database) is left to the
   ORM's flush.
 
@@ -22,8 +23,10 @@ bound (the UPDATEs are built once per table and set of columns, so SQLAlchemy's
 compiled cache serves them). On PostgreSQL the statements go through psycopg's
 pipeline mode (https://www.psycopg.org/psycopg3/docs/advanced/pipeline.html):
 they are sent without waiting for one another, and leaving the pipeline reads
-all the answers at once (the version-checked UPDATE's row count among them). An error in any of them aborts
-the rest and is raised like any other, and the transaction rolls back.
+all the answers at once (the version-checked UPDATE's row count among them).
+An error in any of them aborts the rest and is raised as SQLAlchemy raises it
+(an IntegrityError, say), and the transaction rolls back. On SQLite, where a
+statement costs no round trip, they run one after the other.
 """
 from __future__ import annotations
 
