@@ -32,6 +32,8 @@ _TIMERS = CaseTimer.__table__
 # The timers of a case that no longer wait (built once: written by most engine operations).
 _DELETE_GONE = delete(_TIMERS).where(_TIMERS.c.case_id == bindparam("case_id"),
                                      _TIMERS.c.task_id.in_(bindparam("gone", expanding=True)))
+_MOVE = update(_TIMERS).where(_TIMERS.c.case_id == bindparam("k_case_id"),
+                              _TIMERS.c.task_id == bindparam("k_task_id")).values(due_at=bindparam("v_due_at"))
 
 
 @dataclass(frozen=True)
@@ -85,18 +87,17 @@ def sync_timers(writer, case_id: int, before: dict, timers: list[PendingTimer], 
     """
     wanted = {t.task_id: t for t in timers}
     gone = [tid for tid in before if tid not in wanted]
-    table = CaseTimer.__table__  # core statements: no ORM bookkeeping on the hot path
+    # Core statements, the hot ones built once: no ORM bookkeeping on the hot path.
     if gone:
         writer.execute(_DELETE_GONE, {"case_id": case_id, "gone": gone})
     new = [t for tid, t in wanted.items() if tid not in before]
     if new:
-        writer.execute(insert(table), [
+        writer.execute(insert(_TIMERS), [
             {"case_id": case_id, "task_id": t.task_id, "element": t.element, "kind": t.kind,
              "attached_task_id": t.attached_task_id, "due_at": t.due_at, "created_at": now} for t in new])
     moved = [t for tid, t in wanted.items() if tid in before and before[tid] != t.due_at]
-    for t in moved:
-        writer.execute(update(table).where(table.c.case_id == case_id, table.c.task_id == t.task_id)
-                       .values(due_at=t.due_at))
+    if moved:
+        writer.execute(_MOVE, [{"k_case_id": case_id, "k_task_id": t.task_id, "v_due_at": t.due_at} for t in moved])
     return new
 
 
