@@ -11,11 +11,12 @@ import re
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from engine import clock
 from engine.errors import AlreadyExists, InvalidInput, Unauthorized, UnknownUser
 from engine.rules.access import ROLES, Caller, acting_roles
+from engine.services.org_cache import ORG_STAMP, org_changed
 from engine.store.org_models import ApiToken, AppUser, Unit, UserRole
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
@@ -104,7 +105,6 @@ def upsert_user(session, tables, username: str, unit_code: str, roles, display_n
 
 def create_user(rt, username: str, unit_code: str, roles, display_name: str | None = None) -> dict:
     """A new user in a unit of the organisation, with their roles (a duplicate is refused)."""
-    from engine.services.org_cache import org_changed
     from engine.services.org_load import ensure_units, finish_change
 
     with rt.db.write() as session:
@@ -157,10 +157,13 @@ def caller_of(session, tables, user, roles=None) -> Caller:
 
 
 _TOKEN, _USER, _ROLE = ApiToken.__table__, AppUser.__table__, UserRole.__table__
-# The token, its user and the user's roles in one round trip (one row per role): every API request runs it.
+# The token, its user, the user's roles (one row per role) and the organisation stamp, in one statement and
+# one round trip: every API request runs it. Built once, the token's digest bound at each call.
 _AUTHENTICATE = (select(_TOKEN.c.id, _TOKEN.c.revoked, _TOKEN.c.last_used_at, _USER.c.username,
-                        _USER.c.display_name, _USER.c.unit_code, _USER.c.active, _ROLE.c.role)
-                 .join(_USER, _USER.c.id == _TOKEN.c.user_id).outerjoin(_ROLE, _ROLE.c.user_id == _USER.c.id))
+                        _USER.c.display_name, _USER.c.unit_code, _USER.c.active, _ROLE.c.role,
+                        ORG_STAMP.label("org_version"))
+                 .join(_USER, _USER.c.id == _TOKEN.c.user_id).outerjoin(_ROLE, _ROLE.c.user_id == _USER.c.id)
+                 .where(_TOKEN.c.token_hash == bindparam("digest")))
 
 
 def authenticate(rt, token: str | None) -> Caller:
@@ -169,12 +172,14 @@ def authenticate(rt, token: str | None) -> Caller:
         raise Unauthorized("an API token is required: send 'Authorization: Bearer <token>'")
     digest = hash_token(token)
     now = clock.now()
-    with rt.db.read() as session:
-        rows = session.connection().execute(_AUTHENTICATE.where(_TOKEN.c.token_hash == digest)).all()
+    with rt.db.single_reads() as conn:
+        rows = conn.execute(_AUTHENTICATE, {"digest": digest}).all()
         if not rows or rows[0].revoked or not rows[0].active:
             raise Unauthorized("the API token is not valid")
         found = rows[0]
-        caller = caller_of(session, rt.tables, found, roles=[r.role for r in rows if r.role is not None])
+        if rt.org_cache is not None and not rt.org_cache.holds(found.org_version):
+            org_changed(rt)  # another process changed the organisation: this one's snapshot first
+        caller = caller_of(conn, rt.tables, found, roles=[r.role for r in rows if r.role is not None])
         stale = found.last_used_at is None or found.last_used_at < now - LAST_USED_GRANULARITY
     if stale:
         with rt.db.write() as session:

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 _VERSION = OrgVersion.__table__
 _READ_VERSION = select(_VERSION.c.version).where(_VERSION.c.id == 1)  # built once: read by every unit of work
+# The stamp as a column of another query (a request's authentication reads it with the token).
+ORG_STAMP = _READ_VERSION.scalar_subquery()
 
 
 def read_org_version(session) -> int:
@@ -85,6 +87,10 @@ class OrgCache:
             self.tables.org = org
             self.version = version
         log.info("organisation version %s loaded (%d units)", version, len(org.units))
+
+    def holds(self, version: int | None) -> bool:
+        """Whether the snapshot held is the one of this stamp (as read by a query of the caller's own)."""
+        return self._ready and self.version == (version or 0)
 
     def _read(self, session) -> int | None:
         if self._ready:
