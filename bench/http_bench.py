@@ -15,6 +15,13 @@ evaluate), the next task read from the previous answer. Prints, per client
 count: task completions/s, cases/s, requests/s, and p50/p99 of a completion
 and of an intake, in ms; any non-2xx answer is counted and shown.
 
+The machine's speed now: before and after the HTTP runs the bench times the
+bare SpiffWorkflow cycle in this process (bench.step_bench.machine_reference,
+the server idle) and prints each database's best throughput also scaled to the
+machine the issue's targets were set on (its bare cycle: 1.8 ms), since this
+shared machine's speed has varied fourfold from day to day. `--no-reference`
+skips it.
+
 `--root /work/main --serve-args ""` serves another checkout the same way
 (main's `flask serve`: the development server), for before/after figures.
 """
@@ -37,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.databases import bench_database  # noqa: E402
+from bench.step_bench import ISSUE_BARE_MS, machine_reference  # noqa: E402
 from tests.api_support import STEPS, intake_body  # noqa: E402
 
 PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -198,16 +206,24 @@ def main() -> None:
                         help="arguments after `flask serve --port P` (\"\" for a checkout's defaults)")
     parser.add_argument("--root", default=str(ROOT), help="the checkout to serve (default: this one)")
     parser.add_argument("--pg-url", default=PG_URL)
+    parser.add_argument("--no-reference", action="store_true", help="skip timing the bare SpiffWorkflow cycle")
     args = parser.parse_args()
     print(f"serving {args.root} with `flask serve {args.serve_args}`; {args.seconds:g} s per client count; "
           f"{os.cpu_count()} cores", flush=True)
+    references = [] if args.no_reference else [machine_reference()]
     rows = []
     for database in [d.strip() for d in args.db.split(",") if d.strip()]:
         rows += bench(database, args)
+    if references:
+        references.append(machine_reference())
+        bare = sum(references) / len(references)
+        print(f"bare SpiffWorkflow cycle now: p50 {' / '.join(f'{r:.2f}' for r in references)} ms (before / after "
+              f"the runs); the issue's figures were set at {ISSUE_BARE_MS} ms")
     four = [r for r in rows if r["clients"] == 4]
     for r in four:
-        print(f"{r['db']}: best {max(x['completions_s'] for x in rows if x['db'] == r['db']):.1f} completions/s; "
-              f"p99 of a completion at 4 clients {r['p99']:.1f} ms")
+        best = max(x["completions_s"] for x in rows if x["db"] == r["db"])
+        scaled = f" ({best * bare / ISSUE_BARE_MS:.0f}/s at the issue's machine speed)" if references else ""
+        print(f"{r['db']}: best {best:.1f} completions/s{scaled}; p99 of a completion at 4 clients {r['p99']:.1f} ms")
 
 
 if __name__ == "__main__":

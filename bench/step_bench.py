@@ -239,6 +239,25 @@ def aging(rt, loops: int, n_cases: int):
     return fresh, old
 
 
+# The bare cycle's p50 on the machine where issue 15's figures were set (its text: "the bare SpiffWorkflow
+# cycle (deserialize + step + serialize, 1.8 ms)"); `machine_reference` scales a figure of today to it.
+ISSUE_BARE_MS = 1.8
+
+
+def machine_reference(cases: int = 8) -> float:
+    """The bare SpiffWorkflow cycle's p50 (ms) on this machine now, over `cases` happy paths on a fresh SQLite
+    runtime: the yardstick of a noisy shared machine. A throughput measured beside it, times this figure
+    over ISSUE_BARE_MS, is that throughput on a machine as fast as the one the issue's targets were set on."""
+    rt, cleanup = make_runtime(None)
+    try:
+        _, bare, _, _ = side_by_side(rt, cases, None, Statements(rt.db.engine))
+        return _pct(bare, 50)
+    finally:
+        rt.db.engine.dispose()
+        if cleanup:
+            cleanup()
+
+
 def run(name: str, url: str | None, args) -> None:
     from engine.store.models import Case
 
