@@ -22,6 +22,13 @@ machine the issue's targets were set on (its bare cycle: 1.8 ms), since this
 shared machine's speed has varied fourfold from day to day. `--no-reference`
 skips it.
 
+Notifications are delivered, as in a city that has set its units' contacts:
+every unit's contact is a webhook to a receiver in this process (a real HTTP
+server answering 200), so the server's outbox dispatcher posts each notice the
+cases queue (without contacts every notice would fail, open an incident and
+note it on its case, work no configured city does). Printed per client count:
+notices delivered, and any dead ones.
+
 `--root /work/main --serve-args ""` serves another checkout the same way
 (main's `flask serve`: the development server), for before/after figures.
 """
@@ -38,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,6 +95,70 @@ class Client:
         return resp.status, (json.loads(raw) if raw else None), time.perf_counter() - started
 
 
+class WebhookReceiver:
+    """Where the units' notifications go: a real HTTP server (a thread of this process) counting the POSTs."""
+
+    def __init__(self):
+        receiver = self
+        self.delivered = 0
+        self._lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver._lock:
+                    receiver.delivered += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/notices"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def set_unit_contacts(db_url: str, webhook_url: str) -> int:
+    """Every unit's notifications to `webhook_url` (engine.services.notifications.set_contact); returns how many."""
+    from sqlalchemy import select
+
+    from app import create_app, runtime_of
+    from engine.services.notifications import set_contact
+    from engine.store.org_models import Unit
+
+    rt = runtime_of(create_app({"SQLALCHEMY_DATABASE_URI": db_url, "LOG_LEVEL": "WARNING"}))
+    try:
+        with rt.db.read() as session:
+            codes = session.scalars(select(Unit.code)).all()
+        for code in codes:
+            set_contact(rt, "unit", code, webhook_url=webhook_url, webhook_secret="http-bench-signing-secret",
+                        notify_channel="webhook")
+        return len(codes)
+    finally:
+        rt.db.engine.dispose()
+
+
+def dead_notices(db_url: str) -> int:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(sa.text("SELECT count(*) FROM outbox WHERE status = 'dead'"))
+    finally:
+        engine.dispose()
+
+
 def run_clients(port: int, tokens: dict, clients: int, seconds: float) -> dict:
     stop = threading.Event()
     lock = threading.Lock()
@@ -124,6 +196,7 @@ def run_clients(port: int, tokens: dict, clients: int, seconds: float) -> dict:
                 out["errors"][k] = out["errors"].get(k, 0) + v
 
     threads = [threading.Thread(target=one, daemon=True) for _ in range(clients)]
+    cpu = time.process_time()
     started = time.perf_counter()
     for t in threads:
         t.start()
@@ -132,6 +205,7 @@ def run_clients(port: int, tokens: dict, clients: int, seconds: float) -> dict:
     for t in threads:
         t.join(timeout=120)
     out["elapsed"] = time.perf_counter() - started
+    out["client_cpu"] = time.process_time() - cpu  # this process's CPU: the load's own share of the cores
     return out
 
 
@@ -159,29 +233,35 @@ def serve(root: Path, db_url: str, serve_args: list[str], workdir: Path):
     if seed.returncode:
         raise SystemExit(f"seed demo failed: {seed.stderr[-2000:]}")
     tokens = dict(line.split("\t") for line in (workdir / "tokens.tsv").read_text().splitlines())
-    return proc, port, tokens, log
+    receiver = WebhookReceiver()
+    set_unit_contacts(db_url, receiver.url)
+    return proc, port, tokens, log, receiver
 
 
 def bench(database: str, args) -> list[dict]:
     url, cleanup = bench_database(None if database == "sqlite" else args.pg_url, "http-bench")
     workdir = Path(tempfile.mkdtemp(prefix="http-bench-"))
-    proc, port, tokens, log = serve(Path(args.root), url, args.serve_args.split(), workdir)
+    proc, port, tokens, log, receiver = serve(Path(args.root), url, args.serve_args.split(), workdir)
     rows = []
     try:
         run_clients(port, tokens, 2, args.warmup)  # warm the workers (imports, definitions, pools)
         for clients in args.clients:
+            delivered = receiver.delivered
             r = run_clients(port, tokens, clients, args.seconds)
             done = len(r["completion"])
             rows.append({"db": database, "clients": clients, "completions_s": done / r["elapsed"],
                          "cases_s": r["cases"] / r["elapsed"], "requests_s": r["requests"] / r["elapsed"],
                          "p50": _pct(r["completion"], 50) * 1000, "p99": _pct(r["completion"], 99) * 1000,
                          "intake_p50": _pct(r["intake"], 50) * 1000, "intake_p99": _pct(r["intake"], 99) * 1000,
-                         "errors": r["errors"]})
+                         "client_ms": r["client_cpu"] * 1000 / max(1, r["requests"]), "errors": r["errors"],
+                         "notices": receiver.delivered - delivered, "dead": dead_notices(url)})
             row = rows[-1]
             print(f"{database:10} {clients:3} clients  {row['completions_s']:7.1f} completions/s  "
                   f"{row['cases_s']:6.1f} cases/s  {row['requests_s']:7.1f} req/s  completion p50 "
                   f"{row['p50']:6.1f} ms p99 {row['p99']:6.1f} ms  intake p50 {row['intake_p50']:6.1f} ms "
-                  f"p99 {row['intake_p99']:6.1f} ms{'  errors ' + str(row['errors']) if row['errors'] else ''}",
+                  f"p99 {row['intake_p99']:6.1f} ms  client CPU {row['client_ms']:.1f} ms/request  notices delivered "
+                  f"{row['notices']} (dead so far {row['dead']})"
+                  f"{'  errors ' + str(row['errors']) if row['errors'] else ''}",
                   flush=True)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -191,6 +271,7 @@ def bench(database: str, args) -> list[dict]:
             proc.kill()
             proc.wait()
         log.close()
+        receiver.close()
         if cleanup:
             cleanup()
     return rows
