@@ -4,7 +4,8 @@
                                  [--threads T] [--root CHECKOUT]
 
 Builds N pending timers as real cases waiting for sign-for (two timers each:
-warning and deadline), made by cloning one real case with fresh task ids and
+warning and deadline), made by cloning one real case (its row, workflow state, statistics timeline, units,
+tasks and timers) with fresh task ids and
 the chosen due instants. M timers come due together (the burst); `--steady`
 more come due one by one over the following `--window` seconds; the rest stay
 pending far in the future. Real `flask timers run` worker processes then fire
@@ -50,7 +51,7 @@ def _pct(values, p):
 
 def template(rt):
     from engine.services import cases
-    from engine.store.models import Case, CaseTask, CaseUnit
+    from engine.store.models import Case, CaseFact, CaseTask, CaseUnit
     from engine.store.timer_models import CaseTimer
     from tests.support import intake
 
@@ -62,6 +63,7 @@ def template(rt):
         timers = s.scalars(sa.select(CaseTimer).where(CaseTimer.case_id == row.id)).all()
         cols = {c.key: getattr(row, c.key) for c in Case.__table__.columns}
         cols["state"] = row.state  # its own table (case_state), cloned beside the case row
+        cols["timeline"] = s.get(CaseFact, row.id).timeline  # the statistics timeline (case_fact), likewise
         cols["units"] = [{"unit_code": u.unit_code, "community": u.community, "created_at": u.created_at}
                          for u in s.scalars(sa.select(CaseUnit).where(CaseUnit.case_id == row.id))]
         task_cols = [{c.key: getattr(t, c.key) for c in CaseTask.__table__.columns} for t in tasks]
@@ -81,7 +83,7 @@ def clone_rows(cols, task_cols, timer_cols, i, due: datetime):
     for old, new in mapping.items():
         text = text.replace(old, new)
     case = dict(cols, id=None, case_no=f"B{i:09d}", state=zlib.compress(text.encode(), 1))
-    case.pop("id")  # the state and the units go to their own tables (build)
+    case.pop("id")  # the state, the timeline and the units go to their own tables (build)
     tasks = [dict(t, id=mapping[t["id"]]) for t in task_cols]
     timers = [dict(t, task_id=mapping[t["task_id"]], attached_task_id=mapping.get(t["attached_task_id"]),
                    due_at=due, claimed_by=None, lease_until=None) for t in timer_cols]
@@ -92,7 +94,7 @@ def clone_rows(cols, task_cols, timer_cols, i, due: datetime):
 
 def build(rt, pending, burst, steady, window):
     """Insert the pending timers; returns the instant the burst is due (set once the filler is in)."""
-    from engine.store.models import Case, CaseState, CaseTask, CaseUnit
+    from engine.store.models import Case, CaseFact, CaseState, CaseTask, CaseUnit
     from engine.store.timer_models import CaseTimer
 
     cols, task_cols, timer_cols = template(rt)
@@ -104,9 +106,10 @@ def build(rt, pending, burst, steady, window):
     def insert(indices, due_of):
         rows = [clone_rows(cols, task_cols, timer_cols, i, due_of(i)) for i in indices]
         with rt.db.write() as s:
-            cases = [{k: v for k, v in r[0].items() if k not in ("state", "units")} for r in rows]
+            cases = [{k: v for k, v in r[0].items() if k not in ("state", "timeline", "units")} for r in rows]
             ids = s.execute(sa.insert(Case).returning(Case.id, sort_by_parameter_order=True), cases).scalars().all()
             s.execute(sa.insert(CaseState), [{"case_id": cid, "state": r[0]["state"]} for cid, r in zip(ids, rows)])
+            s.execute(sa.insert(CaseFact), [{"case_id": cid, "timeline": r[0]["timeline"]} for cid, r in zip(ids, rows)])
             s.execute(sa.insert(CaseUnit), [dict(u, case_id=cid) for cid, r in zip(ids, rows) for u in r[0]["units"]])
             s.execute(sa.insert(CaseTask), [dict(t, case_id=cid) for cid, r in zip(ids, rows) for t in r[1]])
             s.execute(sa.insert(CaseTimer), [dict(t, case_id=cid) for cid, r in zip(ids, rows) for t in r[2]])
