@@ -22,12 +22,15 @@ machine the issue's targets were set on (its bare cycle: 1.8 ms), since this
 shared machine's speed has varied fourfold from day to day. `--no-reference`
 skips it.
 
-Notifications are delivered, as in a city that has set its units' contacts:
-every unit's contact is a webhook to a receiver in this process (a real HTTP
-server answering 200), so the server's outbox dispatcher posts each notice the
-cases queue (without contacts every notice would fail, open an incident and
-note it on its case, work no configured city does). Printed per client count:
-notices delivered, and any dead ones.
+Notifications are delivered, as in a city that has set up its channels and its
+units' contacts: the server's SMS channel points at the local gateway the tests
+use (tests/gateways.py, a real HTTP server in this process; the citizens' texts
+go there) and every unit's contact is a signed webhook to the same server, with
+quiet hours off so that a run at any hour does the same work. Without them
+every notice would fail, open an incident and note it on its case (work no
+configured city does), and the citizens' texts would fail or wait for morning
+by the hour of the run. Printed per client count: notices delivered, and any
+dead ones.
 
 `--root /work/main --serve-args ""` serves another checkout the same way
 (main's `flask serve`: the development server), for before/after figures.
@@ -45,15 +48,15 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.databases import bench_database  # noqa: E402
-from bench.step_bench import ISSUE_BARE_MS, machine_reference  # noqa: E402
+from bench.step_bench import ISSUE_BARE_MS, machine_reference, scaled_range  # noqa: E402
 from tests.api_support import STEPS, intake_body  # noqa: E402
+from tests.gateways import Gateway, channel_config  # noqa: E402
 
 PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PROCEDURE = ("mediate", "sign_for", "handle", "approve", "evaluate")
@@ -93,39 +96,6 @@ class Client:
                 if attempt:
                     raise
         return resp.status, (json.loads(raw) if raw else None), time.perf_counter() - started
-
-
-class WebhookReceiver:
-    """Where the units' notifications go: a real HTTP server (a thread of this process) counting the POSTs."""
-
-    def __init__(self):
-        receiver = self
-        self.delivered = 0
-        self._lock = threading.Lock()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with receiver._lock:
-                    receiver.delivered += 1
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/notices"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def set_unit_contacts(db_url: str, webhook_url: str) -> int:
@@ -211,8 +181,10 @@ def run_clients(port: int, tokens: dict, clients: int, seconds: float) -> dict:
 
 def serve(root: Path, db_url: str, serve_args: list[str], workdir: Path):
     port = _free_port()
+    gateway = Gateway().__enter__()
     env = dict(os.environ, DATABASE_URL=db_url, LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
-               DEMO_TOKEN_FILE=str(workdir / "tokens.tsv"))
+               DEMO_TOKEN_FILE=str(workdir / "tokens.tsv"),
+               **channel_config(gateway, OUTBOX_QUIET_HOURS="off", OUTBOX_HTTP_TIMEOUT="10"))
     log = open(workdir / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "serve", "--port", str(port),
                              *serve_args], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -233,20 +205,19 @@ def serve(root: Path, db_url: str, serve_args: list[str], workdir: Path):
     if seed.returncode:
         raise SystemExit(f"seed demo failed: {seed.stderr[-2000:]}")
     tokens = dict(line.split("\t") for line in (workdir / "tokens.tsv").read_text().splitlines())
-    receiver = WebhookReceiver()
-    set_unit_contacts(db_url, receiver.url)
-    return proc, port, tokens, log, receiver
+    set_unit_contacts(db_url, f"{gateway.url}/hooks/units")
+    return proc, port, tokens, log, gateway
 
 
 def bench(database: str, args) -> list[dict]:
     url, cleanup = bench_database(None if database == "sqlite" else args.pg_url, "http-bench")
     workdir = Path(tempfile.mkdtemp(prefix="http-bench-"))
-    proc, port, tokens, log, receiver = serve(Path(args.root), url, args.serve_args.split(), workdir)
+    proc, port, tokens, log, gateway = serve(Path(args.root), url, args.serve_args.split(), workdir)
     rows = []
     try:
         run_clients(port, tokens, 2, args.warmup)  # warm the workers (imports, definitions, pools)
         for clients in args.clients:
-            delivered = receiver.delivered
+            delivered = len(gateway.received)
             r = run_clients(port, tokens, clients, args.seconds)
             done = len(r["completion"])
             rows.append({"db": database, "clients": clients, "completions_s": done / r["elapsed"],
@@ -254,7 +225,7 @@ def bench(database: str, args) -> list[dict]:
                          "p50": _pct(r["completion"], 50) * 1000, "p99": _pct(r["completion"], 99) * 1000,
                          "intake_p50": _pct(r["intake"], 50) * 1000, "intake_p99": _pct(r["intake"], 99) * 1000,
                          "client_ms": r["client_cpu"] * 1000 / max(1, r["requests"]), "errors": r["errors"],
-                         "notices": receiver.delivered - delivered, "dead": dead_notices(url)})
+                         "notices": len(gateway.received) - delivered, "dead": dead_notices(url)})
             row = rows[-1]
             print(f"{database:10} {clients:3} clients  {row['completions_s']:7.1f} completions/s  "
                   f"{row['cases_s']:6.1f} cases/s  {row['requests_s']:7.1f} req/s  completion p50 "
@@ -271,7 +242,7 @@ def bench(database: str, args) -> list[dict]:
             proc.kill()
             proc.wait()
         log.close()
-        receiver.close()
+        gateway.__exit__(None, None, None)
         if cleanup:
             cleanup()
     return rows
@@ -297,13 +268,12 @@ def main() -> None:
         rows += bench(database, args)
     if references:
         references.append(machine_reference())
-        bare = sum(references) / len(references)
         print(f"bare SpiffWorkflow cycle now: p50 {' / '.join(f'{r:.2f}' for r in references)} ms (before / after "
               f"the runs); the issue's figures were set at {ISSUE_BARE_MS} ms")
     four = [r for r in rows if r["clients"] == 4]
     for r in four:
         best = max(x["completions_s"] for x in rows if x["db"] == r["db"])
-        scaled = f" ({best * bare / ISSUE_BARE_MS:.0f}/s at the issue's machine speed)" if references else ""
+        scaled = f" ({scaled_range(best, references)} at the issue's machine speed)" if references else ""
         print(f"{r['db']}: best {best:.1f} completions/s{scaled}; p99 of a completion at 4 clients {r['p99']:.1f} ms")
 
 

@@ -258,6 +258,14 @@ def machine_reference(cases: int = 8) -> float:
             cleanup()
 
 
+def scaled_range(figure: float, references: list[float], unit: str = "/s") -> str:
+    """A throughput scaled to the issue's machine by each timing of the reference: "lo–hi unit" (one figure
+    when they agree). The reference drifts with the machine's load (4.2 and 7.4 ms minutes apart), so a
+    scaled figure is indicative, never exact."""
+    lo, hi = (figure * min(references) / ISSUE_BARE_MS, figure * max(references) / ISSUE_BARE_MS)
+    return f"{lo:.0f}{unit}" if round(lo) == round(hi) else f"{lo:.0f}–{hi:.0f}{unit}"
+
+
 def run(name: str, url: str | None, args) -> None:
     from engine.store.models import Case
 

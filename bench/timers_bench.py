@@ -15,10 +15,10 @@ timers fired out of their due order (must be 0). `--fire-batch 1` fires one
 timer per transaction (as before batching); the default is the workers' own
 (TIMER_FIRE_BATCH, 1 unless set). `--root` runs the workers from another checkout
 of the same schema (e.g. a `git worktree` of an earlier commit), for before/after
-figures in one session. Last, the bare SpiffWorkflow cycle is timed on this
-machine now (bench.step_bench.machine_reference; `--no-reference` skips it) and
+figures in one session. Before and after, the bare SpiffWorkflow cycle is timed on
+this machine (bench.step_bench.machine_reference; `--no-reference` skips it) and
 the burst's rate is printed also scaled to the machine the issue's targets were
-set on (its bare cycle: 1.8 ms).
+set on (its bare cycle: 1.8 ms), as the range the two timings give.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from bench.engine_bench import make_runtime  # noqa: E402
-from bench.step_bench import ISSUE_BARE_MS, machine_reference  # noqa: E402
+from bench.step_bench import ISSUE_BARE_MS, machine_reference, scaled_range  # noqa: E402
 
 
 def _pct(values, p):
@@ -152,6 +152,7 @@ def main(argv=None):
     parser.add_argument("--no-reference", action="store_true", help="skip timing the bare SpiffWorkflow cycle")
     args = parser.parse_args(argv)
 
+    references = [] if args.no_reference else [machine_reference()]
     rt, url, cleanup = make_runtime(args.db_url)
     from engine.store.models import CaseEvent
     from engine.store.timer_models import CaseTimer
@@ -214,10 +215,11 @@ def main(argv=None):
         print(f"lag others p50/p99    {_pct(lags_steady, 50):.2f} / {_pct(lags_steady, 99):.2f} s")
         print(f"double fires          {doubles}")
         print(f"cases out of order    {len(out_of_order)} of {len(last_due)}")
-        if not args.no_reference:
-            bare = machine_reference()
-            print(f"bare Spiff cycle now  p50 {bare:.2f} ms: the burst at the issue's machine speed "
-                  f"({ISSUE_BARE_MS} ms) {len(lags_burst) / burst_span * bare / ISSUE_BARE_MS:.0f} timers/s")
+        if references:
+            references.append(machine_reference())
+            print(f"bare Spiff cycle now  p50 {' / '.join(f'{r:.2f}' for r in references)} ms (before / after): "
+                  f"the burst at the issue's machine speed ({ISSUE_BARE_MS} ms) "
+                  f"{scaled_range(len(lags_burst) / burst_span, references, ' timers/s')}")
     finally:
         if cleanup:
             cleanup()
