@@ -179,9 +179,8 @@ def run_clients(port: int, tokens: dict, clients: int, seconds: float) -> dict:
     return out
 
 
-def serve(root: Path, db_url: str, serve_args: list[str], workdir: Path):
+def serve(root: Path, db_url: str, serve_args: list[str], workdir: Path, gateway: Gateway):
     port = _free_port()
-    gateway = Gateway().__enter__()
     env = dict(os.environ, DATABASE_URL=db_url, LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
                DEMO_TOKEN_FILE=str(workdir / "tokens.tsv"),
                **channel_config(gateway, OUTBOX_QUIET_HOURS="off", OUTBOX_HTTP_TIMEOUT="10"))
@@ -206,13 +205,18 @@ def serve(root: Path, db_url: str, serve_args: list[str], workdir: Path):
         raise SystemExit(f"seed demo failed: {seed.stderr[-2000:]}")
     tokens = dict(line.split("\t") for line in (workdir / "tokens.tsv").read_text().splitlines())
     set_unit_contacts(db_url, f"{gateway.url}/hooks/units")
-    return proc, port, tokens, log, gateway
+    return proc, port, tokens, log
 
 
 def bench(database: str, args) -> list[dict]:
     url, cleanup = bench_database(None if database == "sqlite" else args.pg_url, "http-bench")
     workdir = Path(tempfile.mkdtemp(prefix="http-bench-"))
-    proc, port, tokens, log, gateway = serve(Path(args.root), url, args.serve_args.split(), workdir)
+    with Gateway() as gateway:
+        return _bench(database, args, url, cleanup, workdir, gateway)
+
+
+def _bench(database: str, args, url: str, cleanup, workdir: Path, gateway: Gateway) -> list[dict]:
+    proc, port, tokens, log = serve(Path(args.root), url, args.serve_args.split(), workdir, gateway)
     rows = []
     try:
         run_clients(port, tokens, 2, args.warmup)  # warm the workers (imports, definitions, pools)
@@ -242,7 +246,6 @@ def bench(database: str, args) -> list[dict]:
             proc.kill()
             proc.wait()
         log.close()
-        gateway.__exit__(None, None, None)
         if cleanup:
             cleanup()
     return rows

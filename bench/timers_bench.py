@@ -4,9 +4,9 @@
                                  [--threads T] [--root CHECKOUT]
 
 Builds N pending timers as real cases waiting for sign-for (two timers each:
-warning and deadline), made by cloning one real case (its row, workflow state, statistics timeline, units,
-tasks and timers) with fresh task ids and
-the chosen due instants. M timers come due together (the burst); `--steady`
+warning and deadline), made by cloning one real case (its row, workflow state,
+statistics timeline, units, tasks and timers) with fresh task ids and the
+chosen due instants. M timers come due together (the burst); `--steady`
 more come due one by one over the following `--window` seconds; the rest stay
 pending far in the future. Real `flask timers run` worker processes then fire
 them. Prints timers fired/s, lag (actual − due) p50/p99 for the burst and for
