@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from engine import clock
 from engine.rules.organisation import Organisation
 from engine.rules.organisation import Unit as UnitRule
+from engine.store.db import READ_ONLY
 from engine.store.org_models import OrgVersion, Unit
 
 log = logging.getLogger(__name__)
@@ -96,8 +97,11 @@ class OrgCache:
         if self._ready:
             return read_org_version(session)
         try:
-            with session.begin_nested():  # a missing table must not spoil the caller's transaction
-                version = read_org_version(session)
+            if session.connection().get_execution_options().get(READ_ONLY):
+                version = read_org_version(session)  # autocommit (a read on PostgreSQL): no transaction to spoil
+            else:
+                with session.begin_nested():  # a missing table must not spoil the caller's transaction
+                    version = read_org_version(session)
         except (OperationalError, ProgrammingError):
             return None
         self._ready = True

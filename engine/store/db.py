@@ -12,6 +12,17 @@ its busy timeout) from a bug; `write()` and `read()` turn such an error into
 `DatabaseUnavailable` (a 503 for the API, a back-off for workers), and the pool
 pre-pings its connections so the next request after an outage reconnects.
 
+Reads (`read()`) on PostgreSQL run on an autocommit connection: at READ
+COMMITTED, which the application uses, a transaction gives a series of reads
+nothing (each statement sees what was committed when it began), while its
+BEGIN and ROLLBACK cost two round trips, and psycopg drops its prepared
+statements at every ROLLBACK (a rolled-back transaction may have dropped what
+they refer to), so that every read would have the statements of the next
+unit of work parsed and planned afresh. A statement that writes (INSERT,
+UPDATE, DELETE) on such a connection is refused (`WriteInRead`), so nothing a
+read does is ever committed. On SQLite a read is a transaction (one WAL
+snapshot for all its statements).
+
 `atomic()` opens one transaction that every `write()` and `read()` of the same
 thread joins until it ends (a `write()` inside it is a savepoint): the HTTP
 layer runs a request with an Idempotency-Key in it, so that the stored
@@ -111,6 +122,13 @@ def engine_options(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> dict
 
 # The execution option of `Database.single_reads` connections on SQLite: no BEGIN, each statement its own.
 SINGLE_STATEMENTS = "dispute_single_statements"
+# The execution options of `Database.read()` sessions on PostgreSQL: autocommit, and writes refused.
+READ_ONLY = "dispute_read_only"
+_READ_OPTIONS = {"isolation_level": "AUTOCOMMIT", READ_ONLY: True}
+
+
+class WriteInRead(RuntimeError):
+    """A statement that writes was sent in a `Database.read()` session (a bug: writes go in `write()`)."""
 
 
 def configure_engine(engine: Engine) -> Engine:
@@ -149,9 +167,16 @@ def configure_engine(engine: Engine) -> Engine:
 def _configure_postgresql(engine: Engine) -> Engine:
     """PostgreSQL's JIT compiler off for this application's sessions (POSTGRES_JIT=on keeps the server's
     setting): its queries are index lookups and ranges of a few thousand rows, for which compiling costs
-    more than it saves (a month's step ranges at 1,000,000 cases: 160 ms of JIT in a 320 ms query)."""
+    more than it saves (a month's step ranges at 1,000,000 cases: 160 ms of JIT in a 320 ms query);
+    and a write in a read session refused (`WriteInRead`: reads autocommit, see the module's docstring)."""
+    @event.listens_for(engine, "before_cursor_execute")
+    def _refuse_writes_in_reads(conn, _cursor, statement, _parameters, context, _executemany):
+        if context is not None and (context.isinsert or context.isupdate or context.isdelete) \
+                and conn.get_execution_options().get(READ_ONLY):
+            raise WriteInRead(f"a read session may not write: {' '.join(statement.split()[:3])} ...")
+
+    engine._dispute_configured = True
     if os.environ.get("POSTGRES_JIT", "off").lower() in ("on", "1", "true", "yes"):
-        engine._dispute_configured = True
         return engine
 
     @event.listens_for(engine, "connect")
@@ -164,7 +189,6 @@ def _configure_postgresql(engine: Engine) -> Engine:
         finally:
             dbapi_connection.autocommit = autocommit
 
-    engine._dispute_configured = True
     return engine
 
 
@@ -331,12 +355,16 @@ class Database:
 
     @contextlib.contextmanager
     def read(self):
+        """A session for reads, rolled back at the end (on PostgreSQL autocommit and refusing writes: see
+        the module's docstring). Inside `atomic()` it is that transaction's session."""
         joined = self._joined()
         if joined is not None:
             yield joined
             return
         session = self._sessions()
         try:
+            if not self.is_sqlite:
+                session.connection(execution_options=_READ_OPTIONS)  # see the module's docstring
             yield self._begun(session)
         except BaseException as exc:
             self._failed(session, exc)
