@@ -42,3 +42,35 @@ def test_the_overdue_filter_equals_the_task_rows_through_a_simulated_month(rt, c
         assert {c["case_no"] for c in listed["items"]} == late and listed["total"] == len(late)
         others = list_cases(rt, centre, {"overdue": False, "per_page": 100})
         assert {c["case_no"] for c in others["items"]} == set(expected) - late
+
+
+def test_a_units_own_list_read_off_the_scope_index_equals_the_scope_rule(rt, clock):
+    """A unit's unfiltered list (read off `case_unit` in order) has the cases, order and total of the general
+    rule (`access.scope_clause`, newest first), for every unit that took part in a simulated fortnight."""
+    from engine.rules.access import scope_clause, scope_unit
+    from engine.store.models import CaseUnit
+
+    simulate(rt, date(2025, 3, 3), date(2025, 3, 14), 7, TimerService(rt, "sim").run_until_idle, cases_total=30)
+    with rt.db.read() as session:
+        units = session.execute(select(CaseUnit.unit_code).distinct()).scalars().all()
+    checked = 0
+    for code in units:
+        unit = rt.tables.units.get(code)
+        caller = Caller(username="u", display_name="u", unit_code=code, unit_kind=unit.kind if unit else "department",
+                        roles=frozenset({"handler"}))
+        if scope_unit(rt.tables, caller) is None:
+            continue  # a street, the centre: the general shape
+        with rt.db.read() as session:
+            expected = session.scalars(select(Case.case_no).where(scope_clause(rt.tables, caller))
+                                       .order_by(Case.created_at.desc(), Case.id.desc())).all()
+        got, page = [], 1
+        while True:
+            listed = list_cases(rt, caller, {"page": page, "per_page": 7})
+            assert listed["total"] == len(expected) and not listed["total_estimated"]
+            got += [item["case_no"] for item in listed["items"]]
+            if len(listed["items"]) < 7:
+                break
+            page += 1
+        assert got == expected, code
+        checked += 1
+    assert checked >= 3, units

@@ -86,6 +86,13 @@ def scope_clause(tables, caller: Caller):
     return Case.id.in_(select(CaseUnit.case_id).where(took_part))
 
 
+def scope_unit(tables, caller: Caller) -> str | None:
+    """The one unit whose `case_unit` rows are the caller's whole scope (no community below it), else None."""
+    if sees_all(caller) or tables.descendants(caller.unit_code):
+        return None
+    return caller.unit_code
+
+
 def can_see(session, tables, caller: Caller, case: Case) -> bool:
     """The same rule as `scope_clause`, for one loaded case."""
     if (sees_all(caller) or caller.unit_code in (case.routed_unit, case.current_unit)
