@@ -3,14 +3,18 @@ kept by the engine in every operation, always equals what the task rows say, and
 the cases with a red open step (the rule of engine.rules.deadlines.light) as the clock moves."""
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import select
 
 from engine.rules.access import Caller
+from engine.services.cases import start_case
 from engine.services.search import list_cases
+from engine.services.tasks import list_tasks
 from engine.services.simulation import simulate
 from engine.store.models import Case, CaseTask
+from tests.support import intake
 from timers import TimerService
 
 
@@ -44,9 +48,10 @@ def test_the_overdue_filter_equals_the_task_rows_through_a_simulated_month(rt, c
         assert {c["case_no"] for c in others["items"]} == set(expected) - late
 
 
-def test_a_units_own_list_read_off_the_scope_index_equals_the_scope_rule(rt, clock):
-    """A unit's unfiltered list (read off `case_unit` in order) has the cases, order and total of the general
-    rule (`access.scope_clause`, newest first), for every unit that took part in a simulated fortnight."""
+def test_lists_read_off_their_own_indexes_equal_the_general_rule(rt, clock):
+    """A unit's unfiltered case list (read off `case_unit` in order) has the cases, order and total of the
+    general rule (`access.scope_clause`, newest first), for every unit that took part in a simulated
+    fortnight; the task lists' totals (the task rows counted alone) equal the rows they list."""
     from engine.rules.access import scope_clause, scope_unit
     from engine.store.models import CaseUnit
 
@@ -74,3 +79,21 @@ def test_a_units_own_list_read_off_the_scope_index_equals_the_scope_rule(rt, clo
         assert got == expected, code
         checked += 1
     assert checked >= 3, units
+
+    # The task lists count the task rows alone unless a filter reads the case: the totals still equal
+    # the rows listed, with and without such a filter (three new cases wait in one community's queue).
+    for _ in range(3):
+        start_case(rt, intake(), "test")
+    with rt.db.read() as session:
+        queues = session.execute(select(CaseTask.unit_code, CaseTask.role, Case.case_no)
+                                 .join(Case, Case.id == CaseTask.case_id)
+                                 .where(CaseTask.state == "ready", CaseTask.unit_code.is_not(None))).all()
+    by_queue = Counter((code, role) for code, role, _ in queues)
+    assert max(by_queue.values()) >= 2, by_queue  # a queue of several cases: the case filter narrows it
+    for code, role, case_no in queues:
+        caller = Caller(username="u", display_name="u", unit_code=code, unit_kind="department",
+                        roles=frozenset({role}))
+        for filters in ({}, {"overdue": True}, {"overdue": False}, {"case": case_no}):
+            listed = list_tasks(rt, caller, "candidate", dict(filters, per_page=100))
+            assert listed["total"] == len(listed["items"]), (code, role, filters)
+            assert all(item["case"]["case_no"] == case_no for item in listed["items"]) or "case" not in filters
