@@ -147,7 +147,8 @@ def list_tasks(rt, user, scope: str = "candidate", filters: dict | None = None) 
     counted = select(CaseTask.id).where(*rows_of)
     if filters.get("case"):
         stmt, counted = stmt.where(Case.case_no == filters["case"]), None
-    stmt = stmt.order_by(CaseTask.due_at.is_(None), CaseTask.due_at, CaseTask.created_at, Case.id, CaseTask.id)
+    # The most urgent first, tasks without a deadline last: the queue index's order (ix_case_task_queue).
+    stmt = stmt.order_by(CaseTask.due_at.asc().nulls_last(), CaseTask.created_at, CaseTask.case_id, CaseTask.id)
     page, per_page = page_args(filters)
     with rt.db.read() as session:
         total, rows = paginate(session, stmt, page, per_page, counted)

@@ -168,7 +168,8 @@ class CaseTask(Base):
     """A user task of a case as the task lists see it (a projection kept in step with the workflow)."""
 
     __tablename__ = "case_task"
-    __table_args__ = (Index("ix_case_task_queue", "state", "unit_code", "role"),)
+    # A queue (ready rows of a unit and role) in the task lists' order: the most urgent first (migration d_h15queue).
+    __table_args__ = (Index("ix_case_task_queue", "state", "unit_code", "role", "due_at", "created_at", "case_id", "id"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("dispute_case.id"), index=True)
