@@ -63,6 +63,11 @@ class StaleVersion(Conflict):
     code = "stale_version"
 
 
+class CaseMoved(StaleVersion):
+    """An optimistic step's case changed between its reads and its first write (engine.store.db). The
+    service runs again holding the lock (`retried_when_moved`); should one escape, it is a stale version."""
+
+
 class InvalidInput(CaseError):
     code = "invalid_input"
     status = 422

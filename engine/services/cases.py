@@ -39,6 +39,7 @@ from engine.services.observe import observed
 from engine.services.tracking import issue_tracking_code
 from engine.services.views import case_summary, case_view, event_view, open_rows_by_case, task_view
 from engine.store.client_models import CaseSource
+from engine.store.db import retried_when_moved
 from engine.store.models import Case, CaseEvent, CaseFact, CaseState, CaseTask
 from engine.store.timer_models import CaseTimer
 
@@ -79,6 +80,8 @@ _LOCK_TASK_SQLITE = with_callback_source(
     .outerjoin(CaseFact, CaseFact.case_id == CaseTask.case_id), CaseTask.case_id).where(CaseTask.id == _TASK_ID)
 _LOCK_CASE_OF_TASK = select(Case).where(Case.id == select(CaseTask.case_id).where(CaseTask.id == _TASK_ID)
                                         .scalar_subquery()).with_for_update()
+# What an optimistic step checks of its case when it takes the lock (engine.store.db.Database.expect_unchanged).
+_CASE_MARK = f"SELECT version, last_seq FROM {Case.__tablename__} WHERE id = ?"
 _TASK_WITH_STATE = with_callback_source(
     select(CaseTask, CaseState, CaseFact).outerjoin(CaseState, CaseState.case_id == CaseTask.case_id)
     .outerjoin(CaseFact, CaseFact.case_id == CaseTask.case_id), CaseTask.case_id).where(CaseTask.id == _TASK_ID)
@@ -89,7 +92,10 @@ def lock_task(rt, session, task_id) -> tuple[CaseTask, Case]:
     and its statistics timeline (engine.store.case_facts: the operation extends it).
 
     SQLite's write transaction holds the database from its first statement on
-    (BEGIN IMMEDIATE): one query reads all three. PostgreSQL locks the case row
+    (BEGIN IMMEDIATE): one query reads all three. In an optimistic write the
+    case's version and sequence number are what the lock, once taken, checks
+    (`_CASE_MARK`): every change to a case moves one of them (a step its
+    version, a claim or any other event its sequence number). PostgreSQL locks the case row
     found through the task (one query), then reads the task row and the state
     in a second one, so both are as the previous holder of the lock left them.
     """
@@ -99,6 +105,7 @@ def lock_task(rt, session, task_id) -> tuple[CaseTask, Case]:
         if got is None:
             raise TaskNotFound(f"task {task_id} does not exist")
         row, case, state, fact = got[:4]
+        rt.db.expect_unchanged(session, _CASE_MARK, (case.id,), (case.version, case.last_seq))
     else:
         case = session.scalar(_LOCK_CASE_OF_TASK, key)
         if case is None:
@@ -242,14 +249,17 @@ def start_case(rt, intake: dict, actor: str | None = None, *, user=None, source:
 @observed("complete_task")
 @incidents.records_gaps
 @_commit_guard
+@retried_when_moved
 def complete_task(rt, task_id: str, data: dict, actor: str | None = None, expected_version: int | None = None,
                   *, user=None) -> dict:
     """Complete a READY user task with the submitted form; only a READY manual task can be completed.
 
     Given a `user`, they must be a candidate of the task and hold it, or it
-    must be unclaimed: then they claim it in the same transaction.
+    must be unclaimed: then they claim it in the same transaction. On SQLite
+    the step is computed before the write lock is taken (an optimistic write,
+    engine.store.db), and computed again under it if the case moved meanwhile.
     """
-    with rt.db.write() as session:
+    with rt.db.write(optimistic=True) as session:
         row, case = lock_task(rt, session, task_id)
         if user is not None:
             if not access.can_see(session, rt.tables, user, case):

@@ -23,6 +23,21 @@ UPDATE, DELETE) on such a connection is refused (`WriteInRead`), so nothing a
 read does is ever committed. On SQLite a read is a transaction (one WAL
 snapshot for all its statements).
 
+Optimistic steps (`write(optimistic=True)`, SQLite only): SQLite lets one
+writer in at a time for the whole database, so a step that held the write lock
+from its first statement held it through the library's work too (load, step,
+dump), and the other writers queued behind it. An optimistic write runs its
+reads in an ordinary (deferred) transaction, one WAL snapshot, without the
+lock; the unit of work names what it relies on (`expect_unchanged`: the case's
+version and sequence number); at its first write statement the snapshot ends,
+the lock is taken (`BEGIN IMMEDIATE`, in turn), and those rows are read again.
+Unchanged: nothing the step read about its case has moved, so it goes on and
+commits as if it had held the lock all along. Changed: `CaseMoved` is raised
+and the transaction rolls back; a service decorated with `retried_when_moved`
+then runs once more holding the lock from its first statement, so a step is
+tried at most twice and never starves. PostgreSQL locks the case row, and its
+writes hold nothing database-wide: there `optimistic` changes nothing.
+
 `atomic()` opens one transaction that every `write()` and `read()` of the same
 thread joins until it ends (a `write()` inside it is a savepoint): the HTTP
 layer runs a request with an Idempotency-Key in it, so that the stored
@@ -32,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import os
 import sqlite3
@@ -43,7 +59,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.errors import DatabaseUnavailable
+from engine.errors import CaseMoved, DatabaseUnavailable
 
 # PostgreSQL SQLSTATEs meaning "not now": connection exceptions (08), insufficient resources (53),
 # operator intervention (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now,
@@ -56,6 +72,8 @@ DEFAULT_RETRY_AFTER = 2
 
 # The transaction `atomic()` holds open in this thread (or task): (database, session).
 _atomic: contextvars.ContextVar = contextvars.ContextVar("dispute_atomic", default=None)
+# Set by `retried_when_moved` for its second attempt: `write(optimistic=True)` then locks from the start.
+_locked_retry: contextvars.ContextVar = contextvars.ContextVar("dispute_locked_retry", default=False)
 
 
 def json_dumps(value) -> str:
@@ -125,6 +143,9 @@ SINGLE_STATEMENTS = "dispute_single_statements"
 # The execution options of `Database.read()` sessions on PostgreSQL: autocommit, and writes refused.
 READ_ONLY = "dispute_read_only"
 _READ_OPTIONS = {"isolation_level": "AUTOCOMMIT", READ_ONLY: True}
+# The execution option of an optimistic write on SQLite: its `_Snapshot`.
+OPTIMISTIC = "dispute_optimistic"
+_WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE", "WITH")  # WITH: a CTE may write (locking is safe)
 
 
 class WriteInRead(RuntimeError):
@@ -152,6 +173,12 @@ def configure_engine(engine: Engine) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")  # the busy timeout is pysqlite's `timeout` connect argument
         cursor.close()
 
+    @event.listens_for(engine, "before_cursor_execute")
+    def _lock_at_first_write(conn, _cursor, statement, _parameters, context, _executemany):
+        snapshot = conn.get_execution_options().get(OPTIMISTIC)
+        if snapshot is not None and not snapshot.locked and _writes(statement, context):
+            snapshot.lock(conn.connection.dbapi_connection)
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
         options = conn.get_execution_options()
@@ -162,6 +189,12 @@ def configure_engine(engine: Engine) -> Engine:
 
     engine._dispute_configured = True
     return engine
+
+
+def _writes(statement: str, context) -> bool:
+    if context is not None and (context.isinsert or context.isupdate or context.isdelete):
+        return True
+    return statement.lstrip().upper().startswith(_WRITE_VERBS)
 
 
 def _configure_postgresql(engine: Engine) -> Engine:
@@ -272,6 +305,49 @@ class FairLock:
         self.release()
 
 
+class _Snapshot:
+    """An optimistic write on SQLite: what its reads relied on, and whether it holds the write lock yet."""
+
+    def __init__(self, db: "Database"):
+        self.db = db
+        self.locked = False
+        self.expected: list[tuple[str, tuple, tuple]] = []  # (SQL, parameters, the row it read)
+
+    def lock(self, dbapi_connection) -> None:
+        """At the first write: end the reads' snapshot, take the write lock in turn, check what was read."""
+        self.db.take_writer_turn()
+        self.locked = True
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("COMMIT")  # the reads' transaction: it wrote nothing
+            begin_immediate(dbapi_connection)
+            for sql, params, seen in self.expected:
+                row = cursor.execute(sql, params).fetchone()
+                if row is None or tuple(row) != seen:
+                    self.db.moved += 1
+                    raise CaseMoved("the case changed while this step was computed; it runs again under the lock")
+        finally:
+            cursor.close()
+
+
+def retried_when_moved(fn):
+    """Decorate a service whose unit of work is a `write(optimistic=True)`: when its case moved between its
+    reads and its first write (`CaseMoved`), it runs once more, holding the lock from its first statement."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except CaseMoved:
+            token = _locked_retry.set(True)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _locked_retry.reset(token)
+
+    return wrapper
+
+
 class Database:
     """The engine's handle on the database: a session factory and transaction scopes."""
 
@@ -283,6 +359,7 @@ class Database:
         self.retry_after = retry_after
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
         self._writers = FairLock() if self.is_sqlite else None
+        self.moved = 0  # optimistic steps whose case moved under them (each ran again, locked)
         # Called with the session at the start of every unit of work: how the services keep what
         # they cache of the database (the organisation) in step with it.
         self.on_begin: list = []
@@ -303,17 +380,14 @@ class Database:
         open_ = _atomic.get()
         return open_[1] if open_ is not None and open_[0] is self else None
 
-    @contextlib.contextmanager
-    def _writer_turn(self):
-        if self._writers is None:
-            yield
-            return
-        if not self._writers.acquire(self.busy_timeout):
+    def take_writer_turn(self) -> None:
+        """Queue behind this process's other SQLite writers (`FairLock`); `release_writer_turn` ends the turn."""
+        if self._writers is not None and not self._writers.acquire(self.busy_timeout):
             raise DatabaseUnavailable(retry_after=self.retry_after,
                                       reason=f"SQLite writers queued longer than {self.busy_timeout:g} s")
-        try:
-            yield
-        finally:
+
+    def release_writer_turn(self) -> None:
+        if self._writers is not None:
             self._writers.release()
 
     @staticmethod
@@ -330,28 +404,45 @@ class Database:
             raise self.unavailable(exc) from exc
 
     @contextlib.contextmanager
-    def write(self):
+    def write(self, *, optimistic: bool = False):
         """One write transaction: committed on success, rolled back on any exception.
 
         Inside `atomic()` it is a savepoint of that transaction instead.
+        `optimistic`: on SQLite, take the write lock only at the first write
+        and check what `expect_unchanged` named then (see the module's docstring).
         """
         joined = self._joined()
         if joined is not None:
             with joined.begin_nested():
                 yield joined
             return
-        with self._writer_turn():
-            session = self._sessions()
-            try:
-                if self.is_sqlite:
-                    session.connection(execution_options={"sqlite_immediate": True})
-                yield self._begun(session)
-                session.commit()
-            except BaseException as exc:
-                self._failed(session, exc)
-                raise
-            finally:
-                session.close()
+        snapshot = _Snapshot(self) if optimistic and self.is_sqlite and not _locked_retry.get() else None
+        if snapshot is None:
+            self.take_writer_turn()
+        session = self._sessions()
+        try:
+            if snapshot is not None:
+                session.connection(execution_options={OPTIMISTIC: snapshot})
+            elif self.is_sqlite:
+                session.connection(execution_options={"sqlite_immediate": True})
+            yield self._begun(session)
+            session.commit()
+        except BaseException as exc:
+            self._failed(session, exc)
+            raise
+        finally:
+            session.close()
+            if snapshot is None or snapshot.locked:
+                self.release_writer_turn()
+
+    @staticmethod
+    def expect_unchanged(session: Session, sql: str, params: tuple, seen: tuple) -> None:
+        """In an optimistic write that holds no lock yet: `sql` (SQLite's own, `?` parameters) must still
+        return the row `seen` when the lock is taken, or the step runs again (`CaseMoved`). Elsewhere a
+        no-op: the transaction already holds what it read."""
+        snapshot = session.connection().get_execution_options().get(OPTIMISTIC)
+        if snapshot is not None and not snapshot.locked:
+            snapshot.expected.append((sql, params, tuple(seen)))
 
     @contextlib.contextmanager
     def read(self):
