@@ -17,9 +17,10 @@ and of an intake, in ms; any non-2xx answer is counted and shown.
 
 The machine's speed now: before and after the HTTP runs the bench times the
 bare SpiffWorkflow cycle in this process (bench.step_bench.machine_reference,
-the server idle) and prints each database's best throughput also scaled to the
-machine the issue's targets were set on (its bare cycle: 1.8 ms), since this
-shared machine's speed has varied fourfold from day to day. `--no-reference`
+the server idle) and prints each database's best throughput, and its p99 of a
+completion at 4 clients, also scaled to the machine the issue's targets were
+set on (its bare cycle: 1.8 ms), since this shared machine's speed has varied
+fourfold from day to day. `--no-reference`
 skips it.
 
 Notifications are delivered, as in a city that has set up its channels and its
@@ -277,7 +278,9 @@ def main() -> None:
     for r in four:
         best = max(x["completions_s"] for x in rows if x["db"] == r["db"])
         scaled = f" ({scaled_range(best, references)} at the issue's machine speed)" if references else ""
-        print(f"{r['db']}: best {best:.1f} completions/s{scaled}; p99 of a completion at 4 clients {r['p99']:.1f} ms")
+        tail = f" ({scaled_range(r['p99'], references, ' ms', duration=True)} there)" if references else ""
+        print(f"{r['db']}: best {best:.1f} completions/s{scaled}; p99 of a completion at 4 clients "
+              f"{r['p99']:.1f} ms{tail}")
 
 
 if __name__ == "__main__":

@@ -258,11 +258,13 @@ def machine_reference(cases: int = 8) -> float:
             cleanup()
 
 
-def scaled_range(figure: float, references: list[float], unit: str = "/s") -> str:
-    """A throughput scaled to the issue's machine by each timing of the reference: "lo–hi unit" (one figure
-    when they agree). The reference drifts with the machine's load (4.2 and 7.4 ms minutes apart), so a
-    scaled figure is indicative, never exact."""
-    lo, hi = (figure * min(references) / ISSUE_BARE_MS, figure * max(references) / ISSUE_BARE_MS)
+def scaled_range(figure: float, references: list[float], unit: str = "/s", *, duration: bool = False) -> str:
+    """A throughput (or, with `duration`, a time, which shrinks where a throughput grows) scaled to the
+    issue's machine by each timing of the reference: "lo–hi unit" (one figure when they agree). The reference
+    drifts with the machine's load (4.2 and 7.4 ms minutes apart), so a scaled figure is indicative, never
+    exact."""
+    factors = sorted((ISSUE_BARE_MS / r if duration else r / ISSUE_BARE_MS) for r in references)
+    lo, hi = figure * factors[0], figure * factors[-1]
     return f"{lo:.0f}{unit}" if round(lo) == round(hi) else f"{lo:.0f}–{hi:.0f}{unit}"
 
 
