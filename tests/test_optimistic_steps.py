@@ -9,13 +9,14 @@ if it had come second; a change to another case leaves it alone.
 """
 from __future__ import annotations
 
+import sqlite3
 import threading
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from engine.core.operation import CaseOperation
-from engine.errors import TaskClaimed, TaskNotReady
+from engine.errors import DatabaseUnavailable, TaskClaimed, TaskNotReady
 from engine.rules.access import Caller
 from engine.services import cases, tasks
 from engine.store.models import CaseTask
@@ -115,3 +116,43 @@ def test_a_write_to_another_case_during_the_step_leaves_it_alone(sqlite_rt, monk
     with rt.db.read() as s:
         states = dict(s.execute(select(CaseTask.bpmn_id, CaseTask.state).where(CaseTask.id == task_id)).all())
     assert states == {"mediate": "completed"}
+
+
+def test_a_first_write_inside_a_savepoint_is_refused_and_changes_nothing(sqlite_rt):
+    rt = sqlite_rt
+    d = Driver.start(rt)
+    with pytest.raises(RuntimeError, match="savepoint"):
+        with rt.db.write(optimistic=True) as session:
+            with session.begin_nested():
+                session.execute(update(CaseTask).where(CaseTask.id == d.open["id"]).values(assignee="x"))
+    with rt.db.read() as s:
+        assert s.get(CaseTask, d.open["id"]).assignee is None
+    # and nothing holds the write lock: a plain write goes through at once
+    with rt.db.write() as session:
+        session.execute(update(CaseTask).where(CaseTask.id == d.open["id"]).values(assignee="y"))
+    with rt.db.read() as s:
+        assert s.get(CaseTask, d.open["id"]).assignee == "y"
+
+
+def test_a_lock_not_had_within_the_busy_timeout_is_unavailable_and_then_works(db_url, clock):
+    if not db_url.startswith("sqlite"):
+        pytest.skip("SQLite's write lock")
+    from app import create_app, runtime_of
+    from engine.services.processes import deploy_paths
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "TESTING": True, "SQLITE_BUSY_TIMEOUT": 0.3})
+    rt = runtime_of(app)
+    deploy_paths(rt, None, "tests")
+    d = Driver.start(rt)
+    holder = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            cases.complete_task(rt, d.open["id"], MEDIATED, "someone")  # its reads went on; its lock did not
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert cases.get_case(rt, d.case["case_no"])["version"] == d.case["version"]
+    after = cases.complete_task(rt, d.open["id"], MEDIATED, "someone")  # the process's writer queue is free
+    assert after["status"] == "signing"
+    rt.db.engine.dispose()

@@ -177,6 +177,8 @@ def configure_engine(engine: Engine) -> Engine:
     def _lock_at_first_write(conn, _cursor, statement, _parameters, context, _executemany):
         snapshot = conn.get_execution_options().get(OPTIMISTIC)
         if snapshot is not None and not snapshot.locked and _writes(statement, context):
+            if conn.in_nested_transaction():  # ending the snapshot would end the savepoint too
+                raise RuntimeError("an optimistic write's first write may not be inside a savepoint")
             snapshot.lock(conn.connection.dbapi_connection)
 
     @event.listens_for(engine, "begin")
