@@ -6,6 +6,13 @@ task projection, saves and commits, all in one transaction; on any exception
 the transaction rolls back and nothing of the attempt remains. Callers get
 plain dicts back, never SpiffWorkflow objects.
 
+A task completion on SQLite is the one optimistic unit of work: it reads the
+case and computes the step on a read snapshot, takes the write lock at its
+first write, and checks that the case's version and last event are still the
+ones it read (`Database.write(optimistic=True)`); if another writer moved the
+case meanwhile it is redone once under the lock from the start
+(`retried_when_moved`), so the result is the same as if it had locked first.
+
 Given a `user` (an `engine.rules.access.Caller`), a service also applies the
 access rules: cases outside the caller's scope do not exist for them, only a
 candidate may complete a task (claiming it in the same transaction when it is
