@@ -23,7 +23,10 @@ finish its requests in flight (up to `graceful_timeout` seconds); then the
 timer service stops (its leases released) and `flask serve` exits with the
 master's status. Ctrl-C reaches only the supervisor (gunicorn has its own
 process group), so it too is a graceful stop. Should the master die, the
-supervisor stops the timers and exits non-zero.
+supervisor stops the timers and exits non-zero. Should the supervisor die
+without a word (SIGKILL, the OOM killer), the master is sent SIGTERM by the
+kernel (Linux's parent-death signal) and stops gracefully in turn, so no
+orphaned API keeps the port and serves without a timer service.
 
 Metrics: before forking, PROMETHEUS_MULTIPROC_DIR is pointed at a new empty
 directory (unless set), where each worker keeps its counters (api.ops); a
@@ -101,6 +104,26 @@ def options(app, host: str, port: int, workers: int, threads: int, graceful_time
     }
 
 
+def stop_with_parent(parent: int) -> None:
+    """In a forked child: have the kernel send it SIGTERM when `parent` dies, however it dies (Linux only).
+
+    prctl(PR_SET_PDEATHSIG) is Linux's; elsewhere this does nothing and a killed supervisor leaves the
+    master running (stop it with its process group). Should the parent have died before the call took
+    effect, the child exits at once.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0) != 0:
+        click.echo(f"note: prctl(PR_SET_PDEATHSIG) failed (errno {ctypes.get_errno()}): the API server "
+                   "will outlive a killed `flask serve`", err=True)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def run(app, opts: dict, start_timers) -> int:
     """Fork the gunicorn master, run `start_timers()` (a stop callable, or None) here; returns the exit status."""
     from app import db
@@ -110,11 +133,13 @@ def run(app, opts: dict, start_timers) -> int:
     made = prepare_metrics_dir()
     sys.stdout.flush()
     sys.stderr.flush()
+    supervisor = os.getpid()
     pid = os.fork()
     if pid == 0:  # the gunicorn master
         code = 0
         try:
             os.setpgid(0, 0)
+            stop_with_parent(supervisor)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             gunicorn_application(app, opts).run()

@@ -7,9 +7,11 @@ worker beats.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
+import sys
 import time
 
 import pytest
@@ -143,3 +145,52 @@ def test_no_timers_serves_the_same_app_until_a_timer_worker_beats(served, db_url
     finally:
         assert worker.stop() == 0, worker.output()
     assert requests.get(f"{base}/readyz", timeout=10).status_code == 503
+
+
+def _live_children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` and that have not exited (a zombie has), read from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+            if int(ppid) == pid and state != "Z":
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_killed_serve_takes_its_api_server_with_it(served):
+    """SIGKILL (or the OOM killer) on `flask serve` leaves no orphaned gunicorn master holding the port."""
+    server, base = served("--no-timers", "--workers", "1")
+    master = _live_children(server.pid)
+    assert len(master) == 1, master
+    workers = _live_children(master[0])
+    assert workers, "gunicorn has no worker"
+    server.proc.kill()
+    server.proc.wait(timeout=30)
+    try:
+        poll(lambda: not any(_alive(pid) for pid in master + workers), 60, "the master and its workers to exit")
+    finally:  # should they not have gone, they go now rather than outlive the suite
+        for pid in master + workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    def refused():
+        try:
+            requests.get(f"{base}/healthz", timeout=5)
+        except requests.ConnectionError:
+            return True
+        return False
+
+    assert refused(), "the port still answers after `flask serve` was killed"
