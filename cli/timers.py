@@ -18,8 +18,10 @@ def timers_run_command(worker, threads):
     import signal
     import threading
 
+    from cli.production import freeze_startup_heap
     from timers import TimerService
 
+    freeze_startup_heap()  # the collector's full passes skip what lives as long as the worker (cli.production)
     service = TimerService(runtime(), worker, threads=threads).start()
     click.echo(f"timer worker {service.worker} running", err=True)
     stopping = threading.Event()
