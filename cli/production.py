@@ -38,7 +38,8 @@ every thread of the worker waits through; and the frozen pages stay shared
 with the supervisor instead of being copied when the collector touches them.
 
 Metrics: before forking, PROMETHEUS_MULTIPROC_DIR is pointed at a new empty
-directory (unless set), where each worker keeps its counters (api.ops); a
+directory (unless set; in /dev/shm where there is one, as the workers'
+heartbeat files are: both are touched on every request or loop), where each worker keeps its counters (api.ops); a
 worker that exits is marked dead there, so `livesum` gauges drop it.
 """
 from __future__ import annotations
@@ -53,6 +54,9 @@ import tempfile
 import click
 
 
+SHM = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None  # None: the default
+
+
 def prepare_metrics_dir() -> str | None:
     """A fresh PROMETHEUS_MULTIPROC_DIR for this run, unless one is set; returns the one we made (to remove)."""
     if "prometheus_client" in sys.modules and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -65,7 +69,8 @@ def prepare_metrics_dir() -> str | None:
             if name.endswith(".db"):
                 os.unlink(os.path.join(path, name))
         return None
-    path = tempfile.mkdtemp(prefix="dispute-metrics-")
+    # Every request writes its counters to these memory-mapped files: in memory, not on a disk-backed /tmp.
+    path = tempfile.mkdtemp(prefix="dispute-metrics-", dir=SHM)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
     return path
 
@@ -111,6 +116,9 @@ def options(app, host: str, port: int, workers: int, threads: int, graceful_time
         "child_exit": _child_exit,
         "proc_name": "dispute-api",
         "control_socket_disable": True,  # one per user by default: two servers on a machine would share it
+        # Each worker's heartbeat touches a file on every loop; on a disk-backed /tmp that can stall the
+        # worker behind the disk's journal (gunicorn's FAQ, "Blocking OS calls"): keep it in memory.
+        "worker_tmp_dir": SHM,
     }
 
 
