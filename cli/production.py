@@ -26,7 +26,9 @@ process group), so it too is a graceful stop. Should the master die, the
 supervisor stops the timers and exits non-zero. Should the supervisor die
 without a word (SIGKILL, the OOM killer), the master is sent SIGTERM by the
 kernel (Linux's parent-death signal) and stops gracefully in turn, so no
-orphaned API keeps the port and serves without a timer service.
+orphaned API keeps the port and serves without a timer service; the master
+then removes the metrics directory the supervisor made, as the supervisor
+would have.
 
 Garbage collection: just before the fork the supervisor's heap (the modules,
 the app, the loaded definitions and organisation: some 230,000 objects that
@@ -72,6 +74,7 @@ def prepare_metrics_dir() -> str | None:
     # Every request writes its counters to these memory-mapped files: in memory, not on a disk-backed /tmp.
     path = tempfile.mkdtemp(prefix="dispute-metrics-", dir=SHM)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    click.echo(f"metrics: the workers' counters in {path} (removed at exit)", err=True)
     return path
 
 
@@ -127,7 +130,7 @@ def stop_with_parent(parent: int) -> None:
 
     prctl(PR_SET_PDEATHSIG) is Linux's; elsewhere this does nothing and a killed supervisor leaves the
     master running (stop it with its process group). Should the parent have died before the call took
-    effect, the child exits at once.
+    effect, SystemExit(1) at once.
     """
     if not sys.platform.startswith("linux"):
         return
@@ -139,7 +142,7 @@ def stop_with_parent(parent: int) -> None:
         click.echo(f"note: prctl(PR_SET_PDEATHSIG) failed (errno {ctypes.get_errno()}): the API server "
                    "will outlive a killed `flask serve`", err=True)
     if os.getppid() != parent:
-        os._exit(1)
+        raise SystemExit(1)
 
 
 def freeze_startup_heap() -> int:
@@ -180,6 +183,8 @@ def run(app, opts: dict, start_timers) -> int:
             traceback.print_exc()
             code = 1
         finally:
+            if made and os.getppid() != supervisor:  # the supervisor died without a word: its cleanup is ours
+                shutil.rmtree(made, ignore_errors=True)
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)

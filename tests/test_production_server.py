@@ -58,7 +58,7 @@ def served(db_url, tmp_path):
 
     yield start
     for proc in started:
-        proc.stop(signal.SIGKILL if proc.alive() else signal.SIGTERM)
+        proc.stop(timeout=30)  # a graceful stop, which removes the metrics directory; SIGKILL after 30 s
         print(proc.output()[-4000:])
 
 
@@ -171,12 +171,15 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_a_killed_serve_takes_its_api_server_with_it(served):
-    """SIGKILL (or the OOM killer) on `flask serve` leaves no orphaned gunicorn master holding the port."""
+    """SIGKILL (or the OOM killer) on `flask serve` leaves no orphaned gunicorn master holding the port, and no
+    metrics directory behind."""
     server, base = served("--no-timers", "--workers", "1")
     master = _live_children(server.pid)
     assert len(master) == 1, master
     workers = _live_children(master[0])
     assert workers, "gunicorn has no worker"
+    metrics_dir = re.search(r"^metrics: the workers' counters in (\S+) ", server.output(), re.M).group(1)
+    assert os.path.isdir(metrics_dir)
     server.proc.kill()
     server.proc.wait(timeout=30)
     try:
@@ -185,6 +188,7 @@ def test_a_killed_serve_takes_its_api_server_with_it(served):
         for pid in master + workers:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+    assert not os.path.exists(metrics_dir), "the killed supervisor's metrics directory was left behind"
 
     def refused():
         try:
