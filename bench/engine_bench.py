@@ -22,11 +22,7 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from bench.databases import bench_database, stored_bytes  # noqa: E402
-
-
-def _pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+from bench.figures import pct  # noqa: E402
 
 
 def make_runtime(db_url: str | None):
@@ -68,8 +64,6 @@ def run_case(rt, latencies):
         case = timed(latencies, cases.complete_task, rt, case["open_tasks"][0]["id"], data, "bench")
     assert case["status"] == "closed", case["status"]
     return case["case_no"]
-
-
 
 
 def aging(rt, loops):
@@ -126,8 +120,8 @@ def main(argv=None):
         print(f"cases               {args.cases} in {elapsed:.2f} s")
         print(f"cases/s             {args.cases / elapsed:.1f}")
         print(f"task completions/s  {completions / elapsed:.1f}")
-        print(f"step latency p50    {_pct(latencies, 50):.2f} ms")
-        print(f"step latency p99    {_pct(latencies, 99):.2f} ms")
+        print(f"step latency p50    {pct(latencies, 50):.2f} ms")
+        print(f"step latency p99    {pct(latencies, 99):.2f} ms")
         print(f"bytes per closed case {per_case:.0f} (case row and state, tasks, events, outbox, timers, supervision)")
         print(f"aging: step p50 fresh {fresh:.2f} ms, after {args.aging} rework loops {old:.2f} ms "
               f"({old / fresh:.2f}x)")

@@ -22,24 +22,20 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PROCEDURE = ("mediate", "sign_for", "handle", "approve", "evaluate")
-
-
-def _pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] if values else float("nan")
+from bench.databases import bench_database  # noqa: E402
+from bench.figures import pct  # noqa: E402
+from bench.http_bench import PROCEDURE  # noqa: E402
 
 
 def measure(cases: int, frozen: bool) -> dict:
     """In this process: the app, `cases` full cases through it, and the collector's full passes."""
-    url = f"sqlite:///{tempfile.mkdtemp(prefix='gc-bench-')}/bench.db"
+    url, _ = bench_database(None, "gc-bench")
     env = dict(os.environ, DATABASE_URL=url)
     subprocess.run([sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=ROOT, env=env, check=True,
                    capture_output=True)
@@ -88,9 +84,9 @@ def measure(cases: int, frozen: bool) -> dict:
     elapsed = time.perf_counter() - began
     gc.callbacks.remove(on_gc)
     return {"frozen": frozen, "startup_objects": startup_objects, "frozen_objects": frozen_objects,
-            "full_collections": len(pauses), "pause_p50_ms": _pct(pauses, 50) * 1000,
+            "full_collections": len(pauses), "pause_p50_ms": pct(pauses, 50) * 1000,
             "pause_max_ms": max(pauses, default=float("nan")) * 1000,
-            "case_p50_ms": _pct(latencies, 50) * 1000, "case_p99_ms": _pct(latencies, 99) * 1000,
+            "case_p50_ms": pct(latencies, 50) * 1000, "case_p99_ms": pct(latencies, 99) * 1000,
             "case_max_ms": max(latencies) * 1000, "request_ms": elapsed * 1000 / (cases * (1 + len(PROCEDURE)))}
 
 

@@ -55,17 +55,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.databases import bench_database  # noqa: E402
+from bench.figures import pct  # noqa: E402
 from bench.step_bench import ISSUE_BARE_MS, machine_reference, scaled_range  # noqa: E402
 from tests.api_support import STEPS, intake_body  # noqa: E402
 from tests.gateways import Gateway, channel_config  # noqa: E402
 
 PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PROCEDURE = ("mediate", "sign_for", "handle", "approve", "evaluate")
-
-
-def _pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] if values else float("nan")
 
 
 def _free_port() -> int:
@@ -227,8 +223,8 @@ def _bench(database: str, args, url: str, cleanup, workdir: Path, gateway: Gatew
             done = len(r["completion"])
             rows.append({"db": database, "clients": clients, "completions_s": done / r["elapsed"],
                          "cases_s": r["cases"] / r["elapsed"], "requests_s": r["requests"] / r["elapsed"],
-                         "p50": _pct(r["completion"], 50) * 1000, "p99": _pct(r["completion"], 99) * 1000,
-                         "intake_p50": _pct(r["intake"], 50) * 1000, "intake_p99": _pct(r["intake"], 99) * 1000,
+                         "p50": pct(r["completion"], 50) * 1000, "p99": pct(r["completion"], 99) * 1000,
+                         "intake_p50": pct(r["intake"], 50) * 1000, "intake_p99": pct(r["intake"], 99) * 1000,
                          "client_ms": r["client_cpu"] * 1000 / max(1, r["requests"]), "errors": r["errors"],
                          "notices": len(gateway.received) - delivered, "dead": dead_notices(url)})
             row = rows[-1]

@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from bench.databases import bench_database, stored_bytes  # noqa: E402
+from bench.figures import pct  # noqa: E402
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 STEPS = [
@@ -52,11 +53,6 @@ STEPS = [
     {"decision": "approve"},
     {"rating": "satisfied"},
 ]
-
-
-def _pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def make_runtime(db_url):
@@ -214,8 +210,6 @@ def side_by_side(rt, n_cases: int, profile: cProfile.Profile | None, counter: St
     return project, bare_ms, statements, trips
 
 
-
-
 def aging(rt, loops: int, n_cases: int):
     """(fresh step ms, aged step ms): the rework loop's steps in loop 0 and in loop `loops`, n_cases cases."""
     from engine.services import cases
@@ -251,7 +245,7 @@ def machine_reference(cases: int = 8) -> float:
     rt, cleanup = make_runtime(None)
     try:
         _, bare, _, _ = side_by_side(rt, cases, None, Statements(rt.db.engine))
-        return _pct(bare, 50)
+        return pct(bare, 50)
     finally:
         rt.db.engine.dispose()
         if cleanup:
@@ -283,12 +277,12 @@ def run(name: str, url: str | None, args) -> None:
         fresh, old = aging(rt, args.aging, args.aging_cases)
         ratio = sum(project) / sum(bare)
         print(f"== {name} ({len(project)} operations: {args.cases} x start + 5 completions)")
-        print(f"project step    p50 {_pct(project, 50):6.2f} ms  p99 {_pct(project, 99):6.2f} ms  "
+        print(f"project step    p50 {pct(project, 50):6.2f} ms  p99 {pct(project, 99):6.2f} ms  "
               f"mean {statistics.mean(project):6.2f} ms")
-        print(f"bare Spiff cycle p50 {_pct(bare, 50):6.2f} ms  p99 {_pct(bare, 99):6.2f} ms  "
+        print(f"bare Spiff cycle p50 {pct(bare, 50):6.2f} ms  p99 {pct(bare, 99):6.2f} ms  "
               f"mean {statistics.mean(bare):6.2f} ms")
         print(f"ratio project/bare  {ratio:.2f}x (sum over all operations); "
-              f"p50 ratio {_pct(project, 50) / _pct(bare, 50):.2f}x")
+              f"p50 ratio {pct(project, 50) / pct(bare, 50):.2f}x")
         print(f"SQL statements per operation  mean {statistics.mean(statements):.1f}, "
               f"max {max(statements)}; round trips {statistics.mean(trips):.1f} (+ the commit)")
         disk = f", {on_disk:.0f} B on disk (pg_column_size)" if on_disk is not None else ""

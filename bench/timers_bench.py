@@ -41,12 +41,8 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from bench.engine_bench import make_runtime  # noqa: E402
+from bench.figures import pct  # noqa: E402
 from bench.step_bench import ISSUE_BARE_MS, machine_reference, scaled_range  # noqa: E402
-
-
-def _pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] if values else float("nan")
 
 
 def template(rt):
@@ -211,8 +207,8 @@ def main(argv=None):
         print(f"fired                 {len(events)} of {expected} (due ones left unfired: {left_due})")
         print(f"burst drained in      {burst_span:.2f} s  ->  {len(lags_burst) / burst_span:.0f} timers/s")
         print(f"overall               {len(events) / span:.0f} timers fired/s over {span:.1f} s")
-        print(f"lag burst  p50/p99    {_pct(lags_burst, 50):.2f} / {_pct(lags_burst, 99):.2f} s")
-        print(f"lag others p50/p99    {_pct(lags_steady, 50):.2f} / {_pct(lags_steady, 99):.2f} s")
+        print(f"lag burst  p50/p99    {pct(lags_burst, 50):.2f} / {pct(lags_burst, 99):.2f} s")
+        print(f"lag others p50/p99    {pct(lags_steady, 50):.2f} / {pct(lags_steady, 99):.2f} s")
         print(f"double fires          {doubles}")
         print(f"cases out of order    {len(out_of_order)} of {len(last_due)}")
         if references:

@@ -41,8 +41,9 @@ with the supervisor instead of being copied when the collector touches them.
 
 Metrics: before forking, PROMETHEUS_MULTIPROC_DIR is pointed at a new empty
 directory (unless set; in /dev/shm where there is one, as the workers'
-heartbeat files are: both are touched on every request or loop), where each worker keeps its counters (api.ops); a
-worker that exits is marked dead there, so `livesum` gauges drop it.
+heartbeat files are: both are touched on every request or loop), where each
+worker keeps its counters (api.ops); a worker that exits is marked dead
+there, so `livesum` gauges drop it.
 """
 from __future__ import annotations
 

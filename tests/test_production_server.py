@@ -147,26 +147,25 @@ def test_no_timers_serves_the_same_app_until_a_timer_worker_beats(served, db_url
     assert requests.get(f"{base}/readyz", timeout=10).status_code == 503
 
 
-def _live_children(pid: int) -> list[int]:
-    """The processes whose parent is `pid` and that have not exited (a zombie has), read from /proc."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = open(f"/proc/{entry}/stat").read()
-            except OSError:
-                continue
-            state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-            if int(ppid) == pid and state != "Z":
-                found.append(int(entry))
-    return found
+def _state_and_parent(pid) -> tuple[str, int] | None:
+    """A process's state letter and parent pid, read from /proc; None when it is gone."""
+    try:
+        state, ppid = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[:2]
+    except OSError:
+        return None
+    return state, int(ppid)
 
 
 def _alive(pid: int) -> bool:
-    try:
-        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    """Running or sleeping: neither gone nor a zombie (exited, not yet reaped)."""
+    found = _state_and_parent(pid)
+    return found is not None and found[0] != "Z"
+
+
+def _live_children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` and that have not exited."""
+    found = ((int(entry), _state_and_parent(entry)) for entry in os.listdir("/proc") if entry.isdigit())
+    return [child for child, seen in found if seen is not None and seen != ("Z", pid) and seen[1] == pid]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
