@@ -5,7 +5,8 @@ gateway (form-encoded `SendSms`, signature checked) and as a webhook receiver
 (JSON, HMAC-SHA256 checked), and records every request it received. It can be
 told to fail: `plan` is a list of behaviours taken one per request
 (`"ok"`, `500`, `"timeout"` (answer after the client gave up), `"slow"`
-(answer after `slow_seconds`), or an Aliyun error code such as
+(answer after `slow_seconds`), `"hold"` (answer once `release` is set, at most
+`timeout_seconds` later), or an Aliyun error code such as
 `"isv.MOBILE_NUMBER_ILLEGAL"`), then `default` for the rest.
 `Mailbox` is a real SMTP server (aiosmtpd) recording every message, which can
 refuse recipients with 4xx or 5xx.
@@ -35,6 +36,7 @@ class Gateway:
         self.plan: list = []
         self.slow_seconds, self.timeout_seconds = slow_seconds, timeout_seconds
         self.received: list[dict] = []
+        self.release = threading.Event()  # what "hold" waits for
         self._lock = threading.Lock()
         gateway = self
 
@@ -84,10 +86,12 @@ class Gateway:
             time.sleep(self.timeout_seconds)
         elif behaviour == "slow":
             time.sleep(self.slow_seconds)
+        elif behaviour == "hold":
+            self.release.wait(self.timeout_seconds)
         if behaviour == 500:
             return self._answer(req, 500, {"error": "internal"})
         if req.path.startswith("/sms"):
-            code = "OK" if behaviour in ("ok", "slow", "timeout") else behaviour
+            code = "OK" if behaviour in ("ok", "slow", "timeout", "hold") else behaviour
             if not record["signature_ok"]:
                 code = "SignatureDoesNotMatch"
             return self._answer(req, 200, {"Code": code, "Message": code, "RequestId": "req-1",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
@@ -271,6 +272,46 @@ def test_two_dispatchers_deliver_each_message_once(rt, org, gateway):
     assert keys == Counter({key: 1 for _, key in rows})
 
 
+def test_outcomes_recorded_together_each_take_their_own_course(rt, org, gateway, clock):
+    set_contact(rt, "unit", UNIT, phone="13900001111")
+    ids = [queue(rt) for _ in range(4)]
+    d = dispatcher(rt, gateway, OUTBOX_MAX_ATTEMPTS="3")
+    assert [row_id for row_id, _, _ in d.claim()] == ids
+    with rt.db.write() as s:  # the last one's lease expired and another worker took it
+        s.get(Outbox, ids[3]).lease_owner = "other"
+    assert d.record_many([(ids[0], "ref-0", None), (ids[1], None, "HTTP 500", False),
+                          (ids[2], None, "isv.MOBILE_NUMBER_ILLEGAL", True), (ids[3], "ref-3", None)]) == \
+        ["sent", "failed", "dead", "lost_lease"]
+    sent, failed, dead, taken = (row(rt, i) for i in ids)
+    assert (sent.status, sent.provider_ref, sent.lease_owner) == ("sent", "ref-0", None)
+    assert (failed.status, failed.last_error) == ("failed", "HTTP 500")
+    assert failed.next_attempt_at.replace(tzinfo=timezone.utc) == clock.now() + timedelta(seconds=30)
+    assert dead.status == "dead" and "MOBILE_NUMBER_ILLEGAL" in dead.last_error
+    assert (taken.status, taken.lease_owner) == ("sending", "other")
+    assert d.outcomes == {"sent": 1, "failed": 1, "dead": 1, "lost_lease": 1}
+
+
+def test_outcomes_that_arrive_together_share_one_record_transaction(rt, org, gateway):
+    set_contact(rt, "unit", UNIT, phone="13900001111")
+    ids = [queue(rt) for _ in range(20)]
+    gateway.default, gateway.timeout_seconds = "hold", 30  # answered together, once all 20 are in
+    d = dispatcher(rt, gateway, OUTBOX_BATCH="20", OUTBOX_SEND_THREADS="20")
+    groups = []
+    record_many = d.record_many
+    d.record_many = lambda outcomes: groups.append(len(outcomes)) or record_many(outcomes)
+    worker = threading.Thread(target=d.run_until_idle)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while len(gateway.received) < 20 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    gateway.release.set()
+    worker.join(60)
+    assert d.outcomes == {"sent": 20}
+    assert sum(groups) == 20 and len(groups) <= 4, groups  # one transaction per message before
+    with rt.db.read() as s:
+        assert set(s.scalars(select(Outbox.status).where(Outbox.id.in_(ids)))) == {"sent"}
+
+
 # -- the notifications of a real case -----------------------------------------------------------------
 
 
@@ -289,8 +330,6 @@ def test_a_case_walked_through_the_procedure_has_its_notifications_delivered(rt,
 
 
 def test_the_timer_service_runs_the_dispatcher_embedded(rt, org, gateway):
-    import time
-
     from timers import TimerService
 
     set_contact(rt, "unit", UNIT, phone="13900001111")

@@ -23,7 +23,7 @@ import os
 import socket
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -215,18 +215,22 @@ class Dispatcher:
     def run_once(self) -> int:
         """Claim one batch, deliver it and record every outcome; returns how many were claimed.
 
-        With `send_threads` > 1 the batch is sent that many at a time (a provider's latency,
-        not this worker, is what limits the rate); each outcome is recorded as it arrives.
+        The batch is sent `send_threads` at a time (a provider's latency, not this worker, is
+        what limits the rate). Outcomes are recorded as they arrive, in groups: each record
+        transaction takes every outcome that arrived while the one before it ran, so a fast
+        provider costs one transaction for several messages, not one each, and a slow one
+        still has each outcome recorded as soon as it is known.
         """
         batch = self.claim()
-        if self.settings.send_threads <= 1 or len(batch) <= 1:
+        if len(batch) <= 1:
             for row_id, delivery, problem in batch:
                 self.record(row_id, *self._send(row_id, delivery, problem))
             return len(batch)
-        with ThreadPoolExecutor(min(self.settings.send_threads, len(batch)), "outbox-send") as pool:
-            futures = {pool.submit(self._send, *item): item[0] for item in batch}
-            for future in as_completed(futures):
-                self.record(futures[future], *future.result())
+        with ThreadPoolExecutor(min(max(1, self.settings.send_threads), len(batch)), "outbox-send") as pool:
+            pending = {pool.submit(self._send, *item): item[0] for item in batch}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                self.record_many([(pending.pop(future), *future.result()) for future in done])
         return len(batch)
 
     def run_until_idle(self) -> dict:
@@ -244,19 +248,30 @@ class Dispatcher:
                    and_(Outbox.status == S.SENDING.value, Outbox.lease_expires_at < now))
 
     def claim(self) -> list[tuple[int, Delivery | None, str | None]]:
-        """Lease the next due messages; returns (row id, delivery or None, why it cannot be sent)."""
+        """Lease the next due messages; returns (row id, delivery or None, why it cannot be sent).
+
+        Each recipient's contact and each case's number are read once per batch (a unit notified
+        of ten cases is one lookup), the case numbers in one query.
+        """
         now = clock.now()
         templates = load_templates(self.rt.processes_dir)
         out = []
         with self.rt.db.write() as session:
             rows = session.scalars(select(Outbox).where(self._due(now)).order_by(Outbox.id)
                                    .limit(self.settings.batch).with_for_update(skip_locked=True)).all()
+            case_ids = {row.case_id for row in rows if row.case_id}
+            case_nos = dict(session.execute(select(Case.id, Case.case_no).where(Case.id.in_(case_ids))).all()
+                            ) if case_ids else {}
+            contacts: dict[tuple, Contact | None] = {}
             for row in rows:
                 if row.status == S.SENDING.value and row.attempts >= self.settings.max_attempts:
                     dead_letter(session, row, f"no outcome recorded in {row.attempts} attempts: the dispatcher "
                                               f"died each time (the provider may have received it)")
                     continue
-                contact = contact_of(session, row.recipient_kind, row.recipient, row.channel)
+                who = (row.recipient_kind, row.recipient, row.channel)
+                if who not in contacts:
+                    contacts[who] = contact_of(session, *who)
+                contact = contacts[who]
                 later = self._quiet(row, contact, now)
                 if later is not None:
                     row.next_attempt_at = later  # not an attempt, not a change of state
@@ -265,7 +280,7 @@ class Dispatcher:
                 row.attempts += 1
                 row.lease_owner, row.lease_expires_at = self.worker, now + self._lease()
                 self._renewed_at = now
-                out.append(self._delivery(session, templates, row, contact))
+                out.append(self._delivery(templates, row, contact, case_nos.get(row.case_id)))
         return out
 
     def _quiet(self, row: Outbox, contact: Contact | None, now):
@@ -276,7 +291,7 @@ class Dispatcher:
     def _lease(self) -> timedelta:
         return timedelta(seconds=self.settings.lease_seconds)
 
-    def _delivery(self, session, templates, row: Outbox, contact: Contact | None):
+    def _delivery(self, templates, row: Outbox, contact: Contact | None, case_no: str | None):
         if contact is None:
             return row.id, None, (f"{row.recipient_kind} {row.recipient!r} has no contact for the "
                                   f"{row.channel} channel (set one with `flask outbox contact`)")
@@ -287,7 +302,6 @@ class Dispatcher:
             rendered = templates.render(row.kind, row.params if row.params is not None else {"text": row.message})
         except TemplateError as exc:
             return row.id, None, f"cannot render the message: {exc}"
-        case_no = session.scalar(select(Case.case_no).where(Case.id == row.case_id)) if row.case_id else None
         return row.id, Delivery(key=row.idempotency_key, channel=contact.channel, kind=row.kind, address=contact.address,
                                 title=rendered.title, text=rendered.text, params=rendered.params,
                                 sms_template=rendered.sms_template, secret=contact.secret, case_no=case_no,
@@ -310,28 +324,41 @@ class Dispatcher:
 
     def record(self, row_id: int, ref: str | None, error: str | None, permanent: bool = False) -> str:
         """Write the outcome of one attempt (if this worker still holds the lease) and heartbeat."""
+        return self.record_many([(row_id, ref, error, permanent)])[0]
+
+    def record_many(self, outcomes: list[tuple]) -> list[str]:
+        """Write the outcomes (row id, provider reference, error[, permanent]) of several attempts in one
+        transaction, each only if this worker still holds its lease, and heartbeat; returns each one's outcome.
+        The rows are locked in id order, as every claim takes them, so two workers never deadlock.
+        """
         now = clock.now()
         with self.rt.db.write() as session:
-            row = session.get(Outbox, row_id, with_for_update=True)
-            if row is None or row.status != S.SENDING.value or row.lease_owner != self.worker:
-                outcome = "lost_lease"  # another worker took it over; it records its own attempt
-            elif error is None:
-                row.status = check_transition(row.status, S.SENT).value
-                row.sent_at, row.provider_ref, row.last_error = now, (ref or "")[:100], None
-                row.lease_owner = row.lease_expires_at = None
-                outcome = "sent"
-            elif permanent or row.attempts >= self.settings.max_attempts:
-                dead_letter(session, row, error)
-                outcome = "dead"
-            else:
-                row.status = check_transition(row.status, S.FAILED).value
-                row.last_error = error[:2000]
-                row.next_attempt_at = now + self.settings.backoff(row.attempts)
-                row.lease_owner = row.lease_expires_at = None
-                outcome = "failed"
+            rows = {row.id: row for row in session.scalars(
+                select(Outbox).where(Outbox.id.in_([o[0] for o in outcomes])).order_by(Outbox.id).with_for_update())}
+            out = [self._outcome(session, rows.get(row_id), now, ref, error, *flag)
+                   for row_id, ref, error, *flag in outcomes]
             self._heartbeat(session, now)
-        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
-        return outcome
+        for outcome in out:
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        return out
+
+    def _outcome(self, session, row: Outbox | None, now, ref: str | None, error: str | None,
+                 permanent: bool = False) -> str:
+        if row is None or row.status != S.SENDING.value or row.lease_owner != self.worker:
+            return "lost_lease"  # another worker took it over; it records its own attempt
+        if error is None:
+            row.status = check_transition(row.status, S.SENT).value
+            row.sent_at, row.provider_ref, row.last_error = now, (ref or "")[:100], None
+            row.lease_owner = row.lease_expires_at = None
+            return "sent"
+        if permanent or row.attempts >= self.settings.max_attempts:
+            dead_letter(session, row, error)
+            return "dead"
+        row.status = check_transition(row.status, S.FAILED).value
+        row.last_error = error[:2000]
+        row.next_attempt_at = now + self.settings.backoff(row.attempts)
+        row.lease_owner = row.lease_expires_at = None
+        return "failed"
 
     def _heartbeat(self, session, now) -> None:
         """Extend this worker's leases, once a third of the lease has passed since the last time."""
