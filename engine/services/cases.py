@@ -92,6 +92,21 @@ _CASE_MARK = f"SELECT version, last_seq FROM {Case.__tablename__} WHERE id = ?"
 _TASK_WITH_STATE = with_callback_source(
     select(CaseTask, CaseState, CaseFact).outerjoin(CaseState, CaseState.case_id == CaseTask.case_id)
     .outerjoin(CaseFact, CaseFact.case_id == CaseTask.case_id), CaseTask.case_id).where(CaseTask.id == _TASK_ID)
+# A firing's reads, built once with bound parameters (SQLAlchemy then neither rebuilds nor re-keys them):
+# the case lock (SKIP LOCKED, a busy case is tried again shortly; a person's retry waits for it) ...
+_FIRING_LOCK = {skip: select(Case).where(Case.id == bindparam("case_id")).with_for_update(skip_locked=skip)
+                for skip in (True, False)}
+# ... then, under it, the workflow state, the statistics timeline, whether the timer still waits and
+# whether an open timer incident may need resolving, in one query ...
+_FIRING_LOAD = select(
+    CaseState, CaseFact,
+    select(CaseTimer.id).where(CaseTimer.id == bindparam("timer_id")).exists(),
+    incidents.has_open_timer_incident(bindparam("case_id")),
+).select_from(Case).outerjoin(CaseState, CaseState.case_id == Case.id) \
+    .outerjoin(CaseFact, CaseFact.case_id == Case.id).where(Case.id == bindparam("case_id"))
+# ... and the case's open task rows.
+_FIRING_TASKS = select(CaseTask).where(CaseTask.case_id == bindparam("case_id"),
+                                       CaseTask.state == TaskRowState.READY.value)
 
 
 def lock_task(rt, session, task_id) -> tuple[CaseTask, Case]:
@@ -376,8 +391,7 @@ def _fire_timer(rt, timer_id: int, worker: str, retry_of: int | None) -> str:
                 return "not_due"
             if timer.claimed_by not in (None, worker) and timer.lease_until and timer.lease_until > now:
                 return "lost_lease"
-        case = session.scalar(select(Case).where(Case.id == timer.case_id)
-                              .with_for_update(skip_locked=retry_of is None))
+        case = session.scalar(_FIRING_LOCK[retry_of is None], {"case_id": timer.case_id})
         if case is None:
             return "busy"
         # The case lock serialises firings: whoever held it before us may have fired this timer.
@@ -401,14 +415,9 @@ def _load_for_firing(session, case: Case, timer_id: int) -> tuple[bool, bool]:
     second the case's open task rows (what the firing's handlers and deadlines look up), held by the
     case for the operation. Before, the operation read these one by one, six queries on a red light.
     """
-    timer_left = select(CaseTimer.id).where(CaseTimer.id == timer_id).exists()
-    state, fact, still_there, held = session.execute(
-        select(CaseState, CaseFact, timer_left, incidents.has_open_timer_incident(case.id)).select_from(Case)
-        .outerjoin(CaseState, CaseState.case_id == Case.id).outerjoin(CaseFact, CaseFact.case_id == Case.id)
-        .where(Case.id == case.id)).one()
+    state, fact, still_there, held = session.execute(_FIRING_LOAD, {"case_id": case.id, "timer_id": timer_id}).one()
     if not still_there:
         return False, bool(held)
     _hold(case, state, fact)
-    vars(case)["_open_rows"] = session.scalars(select(CaseTask).where(
-        CaseTask.case_id == case.id, CaseTask.state == TaskRowState.READY.value)).all()
+    vars(case)["_open_rows"] = session.scalars(_FIRING_TASKS, {"case_id": case.id}).all()
     return True, bool(held)
