@@ -35,6 +35,11 @@ dead ones.
 
 `--root /work/main --serve-args ""` serves another checkout the same way
 (main's `flask serve`: the development server), for before/after figures.
+`--against DIR [--rounds 3]` compares this checkout (or `--root`) with DIR in
+one run: both are served in turn, the order alternating from round to round,
+and each round prints both best throughputs and p99s at 4 clients with their
+ratio, then the median ratio: on a shared machine whose speed swings from
+minute to minute, a before/after ratio taken minutes apart means little.
 """
 from __future__ import annotations
 
@@ -50,6 +55,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -205,15 +211,15 @@ def serve(root: Path, db_url: str, serve_args: list[str], workdir: Path, gateway
     return proc, port, tokens, log
 
 
-def bench(database: str, args) -> list[dict]:
+def bench(database: str, args, root: str | None = None) -> list[dict]:
     url, cleanup = bench_database(None if database == "sqlite" else args.pg_url, "http-bench")
     workdir = Path(tempfile.mkdtemp(prefix="http-bench-"))
     with Gateway() as gateway:
-        return _bench(database, args, url, cleanup, workdir, gateway)
+        return _bench(database, args, url, cleanup, workdir, gateway, root or args.root)
 
 
-def _bench(database: str, args, url: str, cleanup, workdir: Path, gateway: Gateway) -> list[dict]:
-    proc, port, tokens, log = serve(Path(args.root), url, args.serve_args.split(), workdir, gateway)
+def _bench(database: str, args, url: str, cleanup, workdir: Path, gateway: Gateway, root: str) -> list[dict]:
+    proc, port, tokens, log = serve(Path(root), url, args.serve_args.split(), workdir, gateway)
     rows = []
     try:
         run_clients(port, tokens, 2, args.warmup)  # warm the workers (imports, definitions, pools)
@@ -258,13 +264,21 @@ def main() -> None:
                         help="arguments after `flask serve --port P` (\"\" for a checkout's defaults)")
     parser.add_argument("--root", default=str(ROOT), help="the checkout to serve (default: this one)")
     parser.add_argument("--pg-url", default=PG_URL)
+    parser.add_argument("--against", default=None,
+                        help="another checkout (e.g. a `git worktree` of an earlier commit): serve both in turn, "
+                             "alternating, and print the ratio of each round and its median")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the comparison (with --against)")
     parser.add_argument("--no-reference", action="store_true", help="skip timing the bare SpiffWorkflow cycle")
     args = parser.parse_args()
     print(f"serving {args.root} with `flask serve {args.serve_args}`; {args.seconds:g} s per client count; "
           f"{os.cpu_count()} cores", flush=True)
+    databases = [d.strip() for d in args.db.split(",") if d.strip()]
+    if args.against:
+        compare(databases, args)
+        return
     references = [] if args.no_reference else [machine_reference()]
     rows = []
-    for database in [d.strip() for d in args.db.split(",") if d.strip()]:
+    for database in databases:
         rows += bench(database, args)
     if references:
         references.append(machine_reference())
@@ -277,6 +291,33 @@ def main() -> None:
         tail = f" ({scaled_range(r['p99'], references, ' ms', duration=True)} there)" if references else ""
         print(f"{r['db']}: best {best:.1f} completions/s{scaled}; p99 of a completion at 4 clients "
               f"{r['p99']:.1f} ms{tail}")
+
+
+def compare(databases: list[str], args) -> None:
+    """`--against DIR`: this checkout and DIR served in turn, `--rounds` times per database, the order
+    alternating (this, DIR; DIR, this; ...), so both see the same machine; prints each round's best
+    completions/s and p99 at 4 clients of both, their ratio (this ÷ DIR), and the median ratio."""
+    this, other = str(Path(args.root).resolve()), str(Path(args.against).resolve())
+    for database in databases:
+        ratios, tails = [], []
+        for n in range(args.rounds):
+            found = {}
+            for root in ((this, other) if n % 2 == 0 else (other, this)):
+                print(f"-- {database} round {n + 1}: {root}", flush=True)
+                found[root] = bench(database, args, root)
+            best = {root: max(r["completions_s"] for r in rows) for root, rows in found.items()}
+            p99 = {root: next((r["p99"] for r in rows if r["clients"] == 4), None) for root, rows in found.items()}
+            ratios.append(best[this] / best[other])
+            line = (f"{database} round {n + 1}: best {best[this]:.1f} completions/s against {best[other]:.1f} "
+                    f"({ratios[-1]:.2f}x)")
+            if p99[this] is not None and p99[other] is not None:
+                tails.append(p99[this] / p99[other])
+                line += f"; p99 at 4 clients {p99[this]:.1f} ms against {p99[other]:.1f} ms ({tails[-1]:.2f}x)"
+            print(line, flush=True)
+        summary = f"{database}: {this} against {other}, median of {len(ratios)} rounds: throughput {median(ratios):.2f}x"
+        if tails:
+            summary += f", p99 at 4 clients {median(tails):.2f}x (below 1: shorter)"
+        print(summary, flush=True)
 
 
 if __name__ == "__main__":

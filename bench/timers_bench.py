@@ -15,10 +15,12 @@ timers fired out of their due order (must be 0). `--fire-batch 1` fires one
 timer per transaction (as before batching); the default is the workers' own
 (TIMER_FIRE_BATCH, 1 unless set). `--root` runs the workers from another checkout
 of the same schema (e.g. a `git worktree` of an earlier commit), for before/after
-figures in one session. Before and after, the bare SpiffWorkflow cycle is timed on
-this machine (bench.step_bench.machine_reference; `--no-reference` skips it) and
-the burst's rate is printed also scaled to the machine the issue's targets were
-set on (its bare cycle: 1.8 ms), as the range the two timings give.
+figures in one session; `--against DIR [--rounds 3]` runs both in one command, in
+turn and alternating, and prints each round's ratio (this ÷ DIR) and the median.
+Before and after, the bare SpiffWorkflow cycle is timed on this machine
+(bench.step_bench.machine_reference; `--no-reference` skips it) and the burst's
+rate is printed also scaled to the machine the issue's targets were set on (its
+bare cycle: 1.8 ms), as the range the two timings give.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ import zlib
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -146,9 +149,44 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="firing threads per worker (the workers' default)")
     parser.add_argument("--root", default=str(ROOT), help="the checkout whose `flask timers run` fires them")
     parser.add_argument("--no-reference", action="store_true", help="skip timing the bare SpiffWorkflow cycle")
+    parser.add_argument("--against", default=None,
+                        help="another checkout: its workers and this one's fire the same burst in turn, alternating")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the comparison (with --against)")
     args = parser.parse_args(argv)
 
+    if args.against:
+        compare(args)
+        return
     references = [] if args.no_reference else [machine_reference()]
+    result = burst_run(args, args.root)
+    report(result)
+    if references:
+        references.append(machine_reference())
+        print(f"bare Spiff cycle now  p50 {' / '.join(f'{r:.2f}' for r in references)} ms (before / after): "
+              f"the burst at the issue's machine speed ({ISSUE_BARE_MS} ms) "
+              f"{scaled_range(result['rate'], references, ' timers/s')}")
+
+
+def compare(args) -> None:
+    """`--against DIR`: the same burst fired by this checkout's workers (or `--root`'s) and by DIR's, in turn,
+    `--rounds` times, the order alternating; prints each round's rates and their ratio, then the median."""
+    this, other = str(Path(args.root).resolve()), str(Path(args.against).resolve())
+    ratios = []
+    for n in range(args.rounds):
+        rates = {}
+        for root in ((this, other) if n % 2 == 0 else (other, this)):
+            print(f"-- round {n + 1}: {root}", flush=True)
+            result = burst_run(args, root)
+            report(result)
+            rates[root] = result["rate"]
+        ratios.append(rates[this] / rates[other])
+        print(f"round {n + 1}: burst {rates[this]:.0f} timers/s against {rates[other]:.0f} ({ratios[-1]:.2f}x)",
+              flush=True)
+    print(f"{this} against {other}, median of {len(ratios)} rounds: burst {median(ratios):.2f}x", flush=True)
+
+
+def burst_run(args, root: str) -> dict:
+    """Build the pending timers in a fresh database, let `root`'s workers fire them; the figures."""
     rt, url, cleanup = make_runtime(args.db_url)
     from engine.store.models import CaseEvent
     from engine.store.timer_models import CaseTimer
@@ -162,7 +200,7 @@ def main(argv=None):
             env["TIMER_FIRE_BATCH"] = str(args.fire_batch)
         threads = ["--threads", str(args.threads)] if args.threads else []
         procs = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "timers", "run",
-                                   "--worker", f"bench{i}", *threads], cwd=args.root, env=env)
+                                   "--worker", f"bench{i}", *threads], cwd=root, env=env)
                  for i in range(args.workers)]
         expected = args.burst + args.steady
         end_of_window = start_at + timedelta(seconds=args.window)
@@ -185,40 +223,44 @@ def main(argv=None):
                                .order_by(CaseEvent.case_id, CaseEvent.seq)).all()
             left_due = s.scalar(sa.select(sa.func.count()).select_from(CaseTimer)
                                 .where(CaseTimer.due_at <= end_of_window))
-        doubles = sum(1 for c in Counter(e.task_id for e in events).values() if c > 1)
-        last_due: dict = {}
-        out_of_order = set()
-        for e in events:  # in each case's own order (seq): the due instants never go back
-            due = datetime.fromisoformat(e.payload["due_at"])
-            if e.case_id in last_due and due < last_due[e.case_id]:
-                out_of_order.add(e.case_id)
-            last_due[e.case_id] = due
-        lags_burst, lags_steady, fired_times = [], [], []
-        for e in events:
-            due = datetime.fromisoformat(e.payload["due_at"])
-            at = datetime.fromisoformat(e.payload["fired_at"])
-            fired_times.append(at)
-            (lags_burst if due == start_at else lags_steady).append((at - due).total_seconds())
-        span = (max(fired_times) - start_at).total_seconds() if fired_times else float("nan")
-        burst_span = max(lags_burst) if lags_burst else float("nan")
-        batch = args.fire_batch if args.fire_batch is not None else os.environ.get("TIMER_FIRE_BATCH", "default")
-        print(f"database              {rt.db.engine.dialect.name}, {args.workers} worker(s), fire batch {batch}")
-        print(f"pending timers        {args.pending} ({args.burst} due at once, {args.steady} steady)")
-        print(f"fired                 {len(events)} of {expected} (due ones left unfired: {left_due})")
-        print(f"burst drained in      {burst_span:.2f} s  ->  {len(lags_burst) / burst_span:.0f} timers/s")
-        print(f"overall               {len(events) / span:.0f} timers fired/s over {span:.1f} s")
-        print(f"lag burst  p50/p99    {pct(lags_burst, 50):.2f} / {pct(lags_burst, 99):.2f} s")
-        print(f"lag others p50/p99    {pct(lags_steady, 50):.2f} / {pct(lags_steady, 99):.2f} s")
-        print(f"double fires          {doubles}")
-        print(f"cases out of order    {len(out_of_order)} of {len(last_due)}")
-        if references:
-            references.append(machine_reference())
-            print(f"bare Spiff cycle now  p50 {' / '.join(f'{r:.2f}' for r in references)} ms (before / after): "
-                  f"the burst at the issue's machine speed ({ISSUE_BARE_MS} ms) "
-                  f"{scaled_range(len(lags_burst) / burst_span, references, ' timers/s')}")
+        database = rt.db.engine.dialect.name
     finally:
         if cleanup:
             cleanup()
+    doubles = sum(1 for c in Counter(e.task_id for e in events).values() if c > 1)
+    last_due: dict = {}
+    out_of_order = set()
+    for e in events:  # in each case's own order (seq): the due instants never go back
+        due = datetime.fromisoformat(e.payload["due_at"])
+        if e.case_id in last_due and due < last_due[e.case_id]:
+            out_of_order.add(e.case_id)
+        last_due[e.case_id] = due
+    lags_burst, lags_steady, fired_times = [], [], []
+    for e in events:
+        due = datetime.fromisoformat(e.payload["due_at"])
+        at = datetime.fromisoformat(e.payload["fired_at"])
+        fired_times.append(at)
+        (lags_burst if due == start_at else lags_steady).append((at - due).total_seconds())
+    span = (max(fired_times) - start_at).total_seconds() if fired_times else float("nan")
+    burst_span = max(lags_burst) if lags_burst else float("nan")
+    return {"database": database, "args": args, "events": len(events), "expected": expected, "left_due": left_due,
+            "burst_span": burst_span, "rate": len(lags_burst) / burst_span, "span": span,
+            "lags_burst": lags_burst, "lags_steady": lags_steady, "doubles": doubles,
+            "out_of_order": len(out_of_order), "cases": len(last_due)}
+
+
+def report(r: dict) -> None:
+    args = r["args"]
+    batch = args.fire_batch if args.fire_batch is not None else os.environ.get("TIMER_FIRE_BATCH", "default")
+    print(f"database              {r['database']}, {args.workers} worker(s), fire batch {batch}")
+    print(f"pending timers        {args.pending} ({args.burst} due at once, {args.steady} steady)")
+    print(f"fired                 {r['events']} of {r['expected']} (due ones left unfired: {r['left_due']})")
+    print(f"burst drained in      {r['burst_span']:.2f} s  ->  {r['rate']:.0f} timers/s")
+    print(f"overall               {r['events'] / r['span']:.0f} timers fired/s over {r['span']:.1f} s")
+    print(f"lag burst  p50/p99    {pct(r['lags_burst'], 50):.2f} / {pct(r['lags_burst'], 99):.2f} s")
+    print(f"lag others p50/p99    {pct(r['lags_steady'], 50):.2f} / {pct(r['lags_steady'], 99):.2f} s")
+    print(f"double fires          {r['doubles']}")
+    print(f"cases out of order    {r['out_of_order']} of {r['cases']}", flush=True)
 
 
 if __name__ == "__main__":
